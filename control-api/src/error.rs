@@ -1,0 +1,150 @@
+//! The one HTTP error type: every failure a handler can return, rendered as
+//! `{"error": code, "message": …}` (+ `fields` for 422) with its status.
+
+use std::collections::BTreeMap;
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+
+use crate::service::sessions::SessionError;
+use crate::store::StoreError;
+
+/// A failed API request.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApiError {
+    /// 401 `unauthenticated`: missing or unknown key, or wrong `X-App-ID`.
+    #[error("{0}")]
+    Unauthenticated(&'static str),
+    /// 404 `not_found`: no such object for this tenant, or no such route.
+    #[error("{0}")]
+    NotFound(&'static str),
+    /// 405 `method_not_allowed`.
+    #[error("method not allowed on this path")]
+    MethodNotAllowed,
+    /// 409 `number_pool_exhausted`.
+    #[error("no free masked number in the tenant's pool; complete a session or add numbers")]
+    NumberPoolExhausted,
+    /// 413 `payload_too_large`.
+    #[error("request body larger than {limit} bytes")]
+    PayloadTooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// 422 `validation_failed`, with a message per offending field.
+    #[error("request validation failed")]
+    Validation(BTreeMap<String, String>),
+    /// 500 `internal`: details are logged, not returned.
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// 422 for a single field.
+    pub fn field(name: &str, message: impl Into<String>) -> Self {
+        ApiError::Validation(BTreeMap::from([(name.to_string(), message.into())]))
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::NumberPoolExhausted => StatusCode::CONFLICT,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The stable `error` code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::Unauthenticated(_) => "unauthenticated",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::NumberPoolExhausted => "number_pool_exhausted",
+            ApiError::PayloadTooLarge { .. } => "payload_too_large",
+            ApiError::Validation(_) => "validation_failed",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+
+    /// The response body.
+    pub fn body(&self) -> serde_json::Value {
+        let mut body = serde_json::json!({ "error": self.code(), "message": self.to_string() });
+        if let (ApiError::Validation(fields), Some(obj)) = (self, body.as_object_mut()) {
+            let first = fields.iter().next().map(|(k, v)| format!("{k}: {v}"));
+            if let Some(first) = first {
+                let more = fields.len().saturating_sub(1);
+                let msg = if more == 0 { first } else { format!("{first} (and {more} more)") };
+                obj.insert("message".into(), serde_json::Value::String(msg));
+            }
+            obj.insert("fields".into(), serde_json::json!(fields));
+        }
+        body
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let ApiError::Internal(detail) = &self {
+            tracing::error!(error = %detail, "request failed");
+        }
+        (self.status(), Json(self.body())).into_response()
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        ApiError::Internal(e.to_string())
+    }
+}
+
+impl From<SessionError> for ApiError {
+    fn from(e: SessionError) -> Self {
+        match e {
+            SessionError::NotFound => ApiError::NotFound("no such session"),
+            SessionError::PoolExhausted => ApiError::NumberPoolExhausted,
+            SessionError::Store(e) => e.into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_body_names_fields() {
+        let mut fields = BTreeMap::new();
+        fields.insert("party_a".to_string(), "is required".to_string());
+        fields.insert("ttl_minutes".to_string(), "must be at most 240".to_string());
+        let e = ApiError::Validation(fields);
+        assert_eq!(e.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let b = e.body();
+        assert_eq!(b["error"], "validation_failed");
+        assert_eq!(b["fields"]["party_a"], "is required");
+        assert_eq!(b["message"], "party_a: is required (and 1 more)");
+    }
+
+    #[test]
+    fn codes_and_statuses() {
+        let cases = [
+            (ApiError::Unauthenticated("x"), 401, "unauthenticated"),
+            (ApiError::NotFound("x"), 404, "not_found"),
+            (ApiError::NumberPoolExhausted, 409, "number_pool_exhausted"),
+            (ApiError::PayloadTooLarge { limit: 1 }, 413, "payload_too_large"),
+            (ApiError::Internal("secret detail".into()), 500, "internal"),
+        ];
+        for (e, status, code) in cases {
+            assert_eq!(e.status().as_u16(), status);
+            let b = e.body();
+            assert_eq!(b["error"], code);
+            assert!(b.get("fields").is_none());
+            assert!(!b.to_string().contains("secret detail"));
+        }
+    }
+}

@@ -1,0 +1,284 @@
+//! Persistence: one [`Store`] over an `sqlx::AnyPool`, so the same SQL
+//! (`$1`-style placeholders, `RETURNING`, `ON CONFLICT`) runs on the embedded
+//! SQLite default and on PostgreSQL. Times are INTEGER unix milliseconds.
+//!
+//! Each submodule owns one table (or two closely tied ones) and exposes
+//! functions taking `&mut AnyConnection`, so services compose them inside
+//! one transaction (`let mut tx = store.begin().await?; …(&mut tx)…`).
+
+pub mod calls;
+pub mod events;
+pub mod numbers;
+pub mod sessions;
+pub mod tenants;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::migrate::Migrator;
+use sqlx::{Any, AnyPool, ConnectOptions, Connection, Transaction};
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Where the data directory is when the store is not a SQLite file.
+pub const DEFAULT_DATA_DIR: &str = "maskline-data";
+
+/// Which database the store talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// Embedded SQLite file (the default).
+    Sqlite,
+    /// PostgreSQL server.
+    Postgres,
+}
+
+/// Store failures.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// `[store] url` is neither `sqlite:` nor `postgres:`.
+    #[error("store.url: unsupported scheme in `{0}` (expected sqlite://PATH or postgres://…)")]
+    UnsupportedUrl(String),
+    /// The SQLite file's directory could not be created.
+    #[error("store.url: cannot create directory {path}: {source}")]
+    CreateDir {
+        /// The directory.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The SQLite path is not valid UTF-8.
+    #[error("store.url: path {0} is not valid UTF-8")]
+    NonUtf8Path(PathBuf),
+    /// Migrations failed.
+    #[error("store migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// Any database error.
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    /// A stored value is not what the schema promises (e.g. bad JSON).
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+}
+
+/// The database pool plus what the rest of the program needs to know about it.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+    data_dir: PathBuf,
+}
+
+impl Store {
+    /// Connect to `url` (`sqlite://PATH` or `postgres://…`) and run the
+    /// embedded migrations.
+    ///
+    /// SQLite: the file's directory is created, the file opened with
+    /// `mode=rwc`, WAL journal, `synchronous=FULL`, `busy_timeout` 5 s and
+    /// foreign keys on.
+    pub async fn open(url: &str) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let store = if let Some(rest) = strip_sqlite_scheme(url) {
+            open_sqlite(rest).await?
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let pool = AnyPoolOptions::new().max_connections(10).connect(url).await?;
+            Store { pool, backend: Backend::Postgres, data_dir: PathBuf::from(DEFAULT_DATA_DIR) }
+        } else {
+            return Err(StoreError::UnsupportedUrl(redact(url)));
+        };
+        match store.backend {
+            Backend::Sqlite => SQLITE_MIGRATIONS.run(&store.pool).await?,
+            Backend::Postgres => POSTGRES_MIGRATIONS.run(&store.pool).await?,
+        }
+        Ok(store)
+    }
+
+    /// The connection pool.
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Which database this is.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The data directory: the SQLite file's directory, else `maskline-data`.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// Start a transaction.
+    pub async fn begin(&self) -> Result<Transaction<'static, Any>, StoreError> {
+        Ok(self.pool.begin().await?)
+    }
+
+    /// Close every connection (waits for checked-out ones to come back).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn strip_sqlite_scheme(url: &str) -> Option<&str> {
+    url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))
+}
+
+/// The URL with any password replaced, for error messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = url.get(scheme_end + 3..at).unwrap_or("");
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}{user}:***{}", url.get(..scheme_end + 3).unwrap_or(""), url.get(at..).unwrap_or(""))
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// Percent-encode a filesystem path for a `sqlite://` URL.
+fn encode_path(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for b in path.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'/' | b'.' | b'_' | b'-' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+async fn open_sqlite(rest: &str) -> Result<Store, StoreError> {
+    let path_part = rest.split('?').next().unwrap_or("");
+    if path_part.is_empty() || path_part == ":memory:" {
+        // One connection, or every pooled connection would see its own database.
+        let pool = AnyPoolOptions::new()
+            .max_connections(1)
+            .after_connect(|conn, _| Box::pin(async move { sqlite_pragmas(conn).await }))
+            .connect("sqlite::memory:")
+            .await?;
+        return Ok(Store { pool, backend: Backend::Sqlite, data_dir: PathBuf::from(DEFAULT_DATA_DIR) });
+    }
+    let path = PathBuf::from(path_part);
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&dir).map_err(|source| StoreError::CreateDir { path: dir.clone(), source })?;
+    // Absolute path: a relative `sqlite://dir/file` would otherwise pass
+    // through URL parsing with `dir` taken (and lower-cased) as a host.
+    let dir = std::fs::canonicalize(&dir).map_err(|source| StoreError::CreateDir { path: dir.clone(), source })?;
+    let file = dir.join(path.file_name().unwrap_or_default());
+    let file_str = file.to_str().ok_or_else(|| StoreError::NonUtf8Path(file.clone()))?;
+    let url = format!("sqlite://{}?mode=rwc", encode_path(file_str));
+    let options: AnyConnectOptions = url.parse()?;
+    let options = options.disable_statement_logging();
+
+    // Switching to WAL needs an exclusive lock that busy_timeout does not wait
+    // for, so do it once on a dedicated connection before the pool exists.
+    // WAL is persistent in the file; later connections inherit it.
+    {
+        let mut conn = options.connect().await?;
+        sqlx::query("PRAGMA journal_mode = WAL").execute(&mut conn).await?;
+        conn.close().await?;
+    }
+    let pool = AnyPoolOptions::new()
+        .max_connections(4)
+        .acquire_timeout(Duration::from_secs(10))
+        .after_connect(|conn, _| Box::pin(async move { sqlite_pragmas(conn).await }))
+        .connect_with(options)
+        .await?;
+    Ok(Store { pool, backend: Backend::Sqlite, data_dir: dir })
+}
+
+/// Per-connection SQLite settings.
+///
+/// `synchronous = FULL`: every commit is fsynced (WAL included) before it
+/// returns, so a session acknowledged with 201 survives a crash or power
+/// loss; `NORMAL` in WAL mode could lose the last commits, i.e. sessions the
+/// client believes exist. The cost is one fsync per write, fine at control
+/// plane rates.
+async fn sqlite_pragmas(conn: &mut sqlx::AnyConnection) -> Result<(), sqlx::Error> {
+    for pragma in ["PRAGMA synchronous = FULL", "PRAGMA busy_timeout = 5000", "PRAGMA foreign_keys = ON"] {
+        sqlx::query(pragma).execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    //! A throwaway SQLite store in a unique temp directory.
+
+    use std::path::PathBuf;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use super::Store;
+
+    /// A temp directory removed on drop.
+    pub struct TempDir(pub PathBuf);
+
+    impl TempDir {
+        /// A fresh, empty directory.
+        pub fn new(tag: &str) -> TempDir {
+            static SEQ: AtomicU32 = AtomicU32::new(0);
+            let n = SEQ.fetch_add(1, Ordering::Relaxed);
+            let dir = std::env::temp_dir().join(format!("maskline-unit-{tag}-{}-{n}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
+            TempDir(dir)
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// Open a store on `dir/db/maskline.db`.
+    pub async fn store(dir: &TempDir) -> Store {
+        let url = format!("sqlite://{}/db/maskline.db", dir.0.display());
+        Store::open(&url).await.unwrap_or_else(|e| panic!("open {url}: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::{store, TempDir};
+    use super::*;
+
+    #[tokio::test]
+    async fn opens_sqlite_creating_dir_in_wal_mode_with_pragmas() {
+        let dir = TempDir::new("open");
+        let s = store(&dir).await;
+        assert_eq!(s.backend(), Backend::Sqlite);
+        assert!(dir.0.join("db/maskline.db").exists());
+        assert_eq!(s.data_dir(), std::fs::canonicalize(dir.0.join("db")).unwrap_or_default());
+        let mut conn = s.pool().acquire().await.unwrap_or_else(|e| panic!("{e}"));
+        let mode: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(&mut *conn).await.unwrap_or_default();
+        assert_eq!(mode, "wal");
+        let sync: i64 = sqlx::query_scalar("PRAGMA synchronous").fetch_one(&mut *conn).await.unwrap_or_default();
+        assert_eq!(sync, 2, "FULL");
+        let fk: i64 = sqlx::query_scalar("PRAGMA foreign_keys").fetch_one(&mut *conn).await.unwrap_or_default();
+        assert_eq!(fk, 1);
+        drop(conn);
+        s.close().await;
+        // Reopening runs the (already applied) migrations again without error.
+        let again = store(&dir).await;
+        again.close().await;
+    }
+
+    #[tokio::test]
+    async fn rejects_unknown_scheme_without_leaking_password() {
+        let err = Store::open("mysql://u:secret@h/db").await.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains("unsupported scheme"), "{err}");
+        assert!(!err.contains("secret"), "{err}");
+    }
+
+    #[test]
+    fn encodes_special_path_characters() {
+        assert_eq!(encode_path("/tmp/a b/c?d#e%.db"), "/tmp/a%20b/c%3Fd%23e%25.db");
+    }
+}

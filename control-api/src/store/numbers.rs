@@ -1,0 +1,150 @@
+//! `numbers`: each tenant's pool of masked numbers and their allocation.
+
+use sqlx::AnyConnection;
+
+use super::StoreError;
+
+/// How often allocation retries after losing a race for the same number
+/// (only possible on PostgreSQL; SQLite serialises writers).
+const ALLOCATE_ATTEMPTS: usize = 5;
+
+/// A pool number as stored.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct NumberRow {
+    /// The masked number, E.164 with `+`.
+    pub e164: String,
+    /// Owning tenant.
+    pub tenant_id: String,
+    /// Session holding it, if any.
+    pub session_id: Option<String>,
+    /// When it was last released (unix ms); `None` if never used.
+    pub released_at: Option<i64>,
+    /// When it joined the pool (unix ms).
+    pub added_at: i64,
+}
+
+/// Give a free number of `tenant_id` to `session_id`, exclusively: never-used
+/// numbers first, then the least recently released one. `None` when the
+/// tenant has no free number.
+pub async fn allocate(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    session_id: &str,
+) -> Result<Option<String>, StoreError> {
+    for _ in 0..ALLOCATE_ATTEMPTS {
+        let got: Option<String> = sqlx::query_scalar(
+            "UPDATE numbers SET session_id = $1 \
+             WHERE e164 = (SELECT e164 FROM numbers WHERE tenant_id = $2 AND session_id IS NULL \
+                           ORDER BY released_at IS NOT NULL, released_at, added_at, e164 LIMIT 1) \
+               AND session_id IS NULL \
+             RETURNING e164",
+        )
+        .bind(session_id)
+        .bind(tenant_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+        if got.is_some() {
+            return Ok(got);
+        }
+        let free: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM numbers WHERE tenant_id = $1 AND session_id IS NULL")
+                .bind(tenant_id)
+                .fetch_one(&mut *conn)
+                .await?;
+        if free == 0 {
+            return Ok(None);
+        }
+    }
+    Ok(None)
+}
+
+/// Return `e164` to its pool if `session_id` still holds it; `released_at`
+/// becomes `now_ms`.
+pub async fn release(
+    conn: &mut AnyConnection,
+    e164: &str,
+    session_id: &str,
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE numbers SET session_id = NULL, released_at = $3 WHERE e164 = $1 AND session_id = $2")
+        .bind(e164)
+        .bind(session_id)
+        .bind(now_ms)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// The number's row, if it is in any pool.
+pub async fn find(conn: &mut AnyConnection, e164: &str) -> Result<Option<NumberRow>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT e164, tenant_id, session_id, released_at, added_at FROM numbers WHERE e164 = $1",
+    )
+    .bind(e164)
+    .fetch_optional(&mut *conn)
+    .await?)
+}
+
+/// Every number of a tenant's pool, by number.
+pub async fn list_for_tenant(conn: &mut AnyConnection, tenant_id: &str) -> Result<Vec<NumberRow>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT e164, tenant_id, session_id, released_at, added_at FROM numbers \
+         WHERE tenant_id = $1 ORDER BY e164",
+    )
+    .bind(tenant_id)
+    .fetch_all(&mut *conn)
+    .await?)
+}
+
+/// Add a number to a tenant's pool (the caller checked it is not owned).
+pub async fn insert(conn: &mut AnyConnection, e164: &str, tenant_id: &str, now_ms: i64) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO numbers (e164, tenant_id, added_at) VALUES ($1, $2, $3)")
+        .bind(e164)
+        .bind(tenant_id)
+        .bind(now_ms)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::tenants::{self, TenantLimits};
+    use crate::store::testing::{store, TempDir};
+
+    #[tokio::test]
+    async fn allocates_never_used_first_then_least_recently_released() {
+        let dir = TempDir::new("numbers");
+        let s = store(&dir).await;
+        let mut c = s.pool().acquire().await.unwrap_or_else(|e| panic!("{e}"));
+        let limits = TenantLimits::from(&sip_config::TenantConfig::default());
+        for (id, name) in [("ten_1", "one"), ("ten_2", "two")] {
+            tenants::insert(&mut c, id, name, &limits, 0).await.unwrap_or_else(|e| panic!("{e}"));
+        }
+        for n in ["+15550000003", "+15550000001", "+15550000002"] {
+            insert(&mut c, n, "ten_1", 1).await.unwrap_or_else(|e| panic!("{e}"));
+        }
+        insert(&mut c, "+15559999999", "ten_2", 1).await.unwrap_or_else(|e| panic!("{e}"));
+
+        let mut alloc = async |sid: &str| allocate(&mut c, "ten_1", sid).await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(alloc("s1").await.as_deref(), Some("+15550000001"));
+        assert_eq!(alloc("s2").await.as_deref(), Some("+15550000002"));
+        assert_eq!(alloc("s3").await.as_deref(), Some("+15550000003"));
+        assert_eq!(alloc("s4").await, None, "ten_2's number is not ours");
+
+        let mut c = s.pool().acquire().await.unwrap_or_else(|e| panic!("{e}"));
+        release(&mut c, "+15550000003", "s3", 100).await.unwrap_or_else(|e| panic!("{e}"));
+        release(&mut c, "+15550000001", "s1", 200).await.unwrap_or_else(|e| panic!("{e}"));
+        release(&mut c, "+15550000002", "wrong", 50).await.unwrap_or_else(|e| panic!("{e}"));
+        let two = find(&mut c, "+15550000002").await.ok().flatten();
+        assert_eq!(two.and_then(|n| n.session_id).as_deref(), Some("s2"), "wrong session cannot release");
+
+        assert_eq!(allocate(&mut c, "ten_1", "s5").await.ok().flatten().as_deref(), Some("+15550000003"));
+        assert_eq!(allocate(&mut c, "ten_1", "s6").await.ok().flatten().as_deref(), Some("+15550000001"));
+        assert_eq!(allocate(&mut c, "ten_1", "s7").await.ok().flatten(), None);
+        let pool = list_for_tenant(&mut c, "ten_1").await.unwrap_or_default();
+        assert_eq!(pool.len(), 3);
+        assert!(insert(&mut c, "+15550000001", "ten_2", 3).await.is_err(), "primary key");
+    }
+}

@@ -1,0 +1,4 @@
+//! Small self-contained helpers: identifiers and time.
+
+pub mod ids;
+pub mod time;

@@ -1,0 +1,795 @@
+//! The call state machine: both legs of one masked call, sans-IO.
+//!
+//! Inputs: SIP messages from either leg ([`Call::on_message`]), timer expiry
+//! ([`Call::on_timeout`]) and hangup commands ([`Call::hangup`]); time is
+//! always passed in. Outputs are polled with [`Call::poll_output`]:
+//! datagrams to send, media targets for the relay and call events. The
+//! driver owns the sockets and the clock.
+//!
+//! ```text
+//!  A (caller)                 Maskline                      B (callee)
+//!  INVITE ───────────────▶  100 Trying                 INVITE (new Call-ID,
+//!                           ────────────────────────▶   masked caller ID)
+//!  180/183 ◀─────────────────────────────────────────── 180/183
+//!  200 (our SDP) ◀────────────────────────────────────── 200   ──▶ ACK
+//!  ACK ──────────────────▶  (bridged)
+//!  BYE ──────────────────▶  200 ; BYE ─────────────────▶ 200
+//! ```
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use rsipstack::sip::prelude::*;
+use rsipstack::sip::{Method, Request, Response, SipMessage};
+
+use super::outbound::{self, LocalIdentity, OutboundInvite, ALLOW};
+use crate::handle::HangupBy;
+use crate::sdp::{self, MediaTarget, RewriteParams};
+use crate::sip::dialog::Dialog;
+use crate::sip::ids;
+use crate::sip::message;
+use crate::sip::q850::{self, Cause};
+use crate::sip::transaction::{
+    build_cancel, ClientEvent, ClientInviteTsx, ClientNonInviteTsx, Reliability, ServerEvent,
+    ServerInviteTsx, ServerNonInviteTsx, TimerConfig,
+};
+
+/// Which leg a message belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Leg {
+    /// The caller's (inbound) leg.
+    A,
+    /// The callee's (outbound) leg.
+    B,
+}
+
+/// Everything a new call needs; decided by routing and admission.
+#[derive(Debug, Clone)]
+pub struct CallSetup {
+    /// Our identity on the wire.
+    pub local: LocalIdentity,
+    /// The masked number (shown to both parties).
+    pub masked: String,
+    /// Real number of the callee (dialled on the B leg).
+    pub callee: String,
+    /// Where the B-leg INVITE goes.
+    pub b_dest: SocketAddr,
+    /// Relay port the A leg sends media to.
+    pub a_rtp_port: u16,
+    /// Relay port the B leg sends media to.
+    pub b_rtp_port: u16,
+    /// Transaction timers.
+    pub timers: TimerConfig,
+    /// Unanswered B leg → NO_ANSWER after this.
+    pub ring_timeout: Duration,
+}
+
+/// Something that happened, for the driver to turn into an engine event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallEvent {
+    /// First 180/183 from B.
+    Ringing,
+    /// B answered.
+    Answered,
+    /// A acknowledged our 200: both legs are up.
+    Bridged,
+    /// The call ended.
+    Hangup {
+        /// Q.850 cause.
+        cause: Cause,
+        /// Final SIP status of the call (200 once answered).
+        sip_status: Option<u16>,
+        /// Who ended it.
+        by: HangupBy,
+        /// Whether B ever answered.
+        answered: bool,
+    },
+}
+
+/// An instruction for the driver.
+#[derive(Debug, Clone)]
+pub enum CallOutput {
+    /// Send these bytes over UDP.
+    Send {
+        /// Destination.
+        dest: SocketAddr,
+        /// Wire bytes.
+        bytes: Bytes,
+    },
+    /// A leg's media target changed.
+    Media(Leg, MediaTarget),
+    /// A call event.
+    Event(CallEvent),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// B not answered yet.
+    Calling,
+    /// 200 sent to A, waiting for its ACK.
+    Answered,
+    /// Both legs confirmed.
+    Confirmed,
+    /// Over (transactions may still be absorbing retransmissions).
+    Ended,
+}
+
+/// How long an ended call lingers at most to absorb retransmissions.
+const LINGER: Duration = Duration::from_secs(32);
+
+struct NonInvite<T> {
+    leg: Leg,
+    dest: SocketAddr,
+    tsx: T,
+}
+
+/// One masked call.
+pub struct Call {
+    setup: CallSetup,
+    phase: Phase,
+    out: VecDeque<CallOutput>,
+    // A leg (we are UAS).
+    a_tsx: ServerInviteTsx,
+    a_dest: SocketAddr,
+    /// Where A's INVITE came from: in-dialog requests to A go there
+    /// (symmetric signalling works through NAT and with trunks alike).
+    a_src: SocketAddr,
+    a_tag: String,
+    a_dialog: Option<Dialog>,
+    a_sdp_id: u64,
+    a_sdp_version: u64,
+    // B leg (we are UAC).
+    b_tsx: ClientInviteTsx,
+    b_call_id: String,
+    b_dialog: Option<Dialog>,
+    b_sdp_id: u64,
+    b_sdp_version: u64,
+    b_provisional: bool,
+    b_cancel_pending: bool,
+    b_invite_cseq: u32,
+    // Bookkeeping.
+    ringing: bool,
+    answered: bool,
+    hangup_sent: bool,
+    ring_deadline: Option<Instant>,
+    linger_deadline: Option<Instant>,
+    last_a_sdp: Option<Vec<u8>>,
+    last_b_sdp: Option<Vec<u8>>,
+    client_nits: Vec<NonInvite<ClientNonInviteTsx>>,
+    server_nits: Vec<NonInvite<ServerNonInviteTsx>>,
+    reinvites: Vec<(Leg, u32, ServerInviteTsx)>,
+}
+
+/// Why a call could not be created.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CallError {
+    /// The A-leg offer could not be rewritten.
+    #[error("bad SDP offer: {0}")]
+    Sdp(#[from] sdp::SdpError),
+    /// The B-leg request could not be built.
+    #[error("cannot build the outbound INVITE: {0}")]
+    Build(String),
+}
+
+impl Call {
+    /// Start a call for an admitted A-leg INVITE received from `src`:
+    /// answers 100 Trying and sends the B-leg INVITE.
+    pub fn new(setup: CallSetup, invite: Request, src: SocketAddr, now: Instant) -> Result<Call, CallError> {
+        let a_dest = message::response_destination(&invite, src);
+        let a_media = sdp::remote_media(&invite.body)?;
+        let b_sdp_id: u64 = rand::random::<u32>().into();
+        let offer = sdp::rewrite(
+            &invite.body,
+            &RewriteParams {
+                local_ip: setup.local.public_ip,
+                rtp_port: setup.b_rtp_port,
+                session_id: b_sdp_id,
+                session_version: 1,
+            },
+        )?;
+        let b_call_id = ids::new_call_id(&outbound::uri_host(setup.local.public_ip));
+        let max_forwards = invite
+            .header_value("Max-Forwards")
+            .and_then(|v| v.parse::<u8>().ok())
+            .map(|mf| mf.saturating_sub(1).min(70))
+            .unwrap_or(70);
+        let target_host = setup.b_dest.to_string();
+        let b_invite = outbound::invite(&OutboundInvite {
+            local: &setup.local,
+            caller_id: &setup.masked,
+            callee: &setup.callee,
+            target_host: &target_host,
+            call_id: &b_call_id,
+            from_tag: &ids::new_tag(),
+            branch: &ids::new_branch(),
+            max_forwards,
+            sdp: offer.clone(),
+        })
+        .map_err(|e| CallError::Build(e.to_string()))?;
+        let mut a_tsx = ServerInviteTsx::new(invite, Reliability::Unreliable, setup.timers, now);
+        let trying = message::response(a_tsx.request(), 100, None, &[], None);
+        let _ = a_tsx.respond(trying, now);
+        let b_tsx = ClientInviteTsx::new(b_invite, Reliability::Unreliable, setup.timers, now);
+        let mut call = Call {
+            ring_deadline: Some(now + setup.ring_timeout),
+            phase: Phase::Calling,
+            out: VecDeque::new(),
+            a_tsx,
+            a_dest,
+            a_src: src,
+            a_tag: ids::new_tag(),
+            a_dialog: None,
+            a_sdp_id: rand::random::<u32>().into(),
+            a_sdp_version: 0,
+            b_tsx,
+            b_call_id,
+            b_dialog: None,
+            b_sdp_id,
+            b_sdp_version: 1,
+            b_provisional: false,
+            b_cancel_pending: false,
+            b_invite_cseq: 1,
+            ringing: false,
+            answered: false,
+            hangup_sent: false,
+            linger_deadline: None,
+            last_a_sdp: None,
+            last_b_sdp: Some(offer),
+            client_nits: Vec::new(),
+            server_nits: Vec::new(),
+            reinvites: Vec::new(),
+            setup,
+        };
+        call.out.push_back(CallOutput::Media(Leg::A, a_media));
+        call.pump(now);
+        Ok(call)
+    }
+
+    /// Call-ID of the B leg (for the driver's index).
+    pub fn b_call_id(&self) -> &str {
+        &self.b_call_id
+    }
+
+    /// Next output, if any.
+    pub fn poll_output(&mut self) -> Option<CallOutput> {
+        self.out.pop_front()
+    }
+
+    /// Earliest time [`Call::on_timeout`] must be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let mut t = [self.a_tsx.poll_timeout(), self.b_tsx.poll_timeout(), self.ring_deadline, self.linger_deadline]
+            .into_iter()
+            .flatten()
+            .min();
+        for n in &self.client_nits {
+            t = min_opt(t, n.tsx.poll_timeout());
+        }
+        for n in &self.server_nits {
+            t = min_opt(t, n.tsx.poll_timeout());
+        }
+        for (_, _, r) in &self.reinvites {
+            t = min_opt(t, r.poll_timeout());
+        }
+        t
+    }
+
+    /// Whether the call is over and nothing is left to absorb: the driver
+    /// can drop it.
+    pub fn is_finished(&self) -> bool {
+        self.phase == Phase::Ended
+            && (self.linger_deadline.is_none()
+                || (self.a_tsx.is_terminated()
+                    && self.b_tsx.is_terminated()
+                    && self.client_nits.is_empty()
+                    && self.server_nits.is_empty()
+                    && self.reinvites.is_empty()))
+    }
+
+    /// Whether the call has ended (the hangup event was emitted).
+    pub fn is_ended(&self) -> bool {
+        self.phase == Phase::Ended
+    }
+
+    /// Timers.
+    pub fn on_timeout(&mut self, now: Instant) {
+        if self.linger_deadline.is_some_and(|d| now >= d) {
+            self.linger_deadline = None; // finished regardless of stragglers
+            self.client_nits.clear();
+            self.server_nits.clear();
+            self.reinvites.clear();
+            return;
+        }
+        if self.ring_deadline.is_some_and(|d| now >= d) {
+            self.ring_deadline = None;
+            if self.phase == Phase::Calling {
+                let cause = cause_named("NO_ANSWER");
+                self.fail_a(480, cause, now);
+                self.cancel_b(now);
+                self.ended(cause, Some(480), HangupBy::System, now);
+            }
+        }
+        self.a_tsx.handle_timeout(now);
+        self.b_tsx.handle_timeout(now);
+        for n in &mut self.client_nits {
+            n.tsx.handle_timeout(now);
+        }
+        for n in &mut self.server_nits {
+            n.tsx.handle_timeout(now);
+        }
+        for (_, _, r) in &mut self.reinvites {
+            r.handle_timeout(now);
+        }
+        self.pump(now);
+    }
+
+    /// A SIP message from `leg`, received from `src`.
+    pub fn on_message(&mut self, leg: Leg, msg: SipMessage, src: SocketAddr, now: Instant) {
+        match msg {
+            SipMessage::Request(req) => self.on_request(leg, req, src, now),
+            SipMessage::Response(resp) => self.on_response(leg, resp, now),
+        }
+        self.pump(now);
+    }
+
+    /// End the call with `cause` (command, TTL, shutdown).
+    pub fn hangup(&mut self, cause: Cause, by: HangupBy, now: Instant) -> bool {
+        let live = match self.phase {
+            Phase::Ended => false,
+            Phase::Calling => {
+                let status = match q850::sip_status_for(cause) {
+                    s if s >= 400 => s,
+                    _ => 480,
+                };
+                self.fail_a(status, cause, now);
+                self.cancel_b(now);
+                self.ended(cause, Some(status), by, now);
+                true
+            }
+            Phase::Answered | Phase::Confirmed => {
+                self.bye(Leg::A, Some(cause), now);
+                self.bye(Leg::B, Some(cause), now);
+                self.ended(cause, Some(200), by, now);
+                true
+            }
+        };
+        self.pump(now);
+        live
+    }
+
+    fn on_request(&mut self, leg: Leg, req: Request, src: SocketAddr, now: Instant) {
+        let branch = message::top_via_branch(&req);
+        match (leg, req.method) {
+            (Leg::A, Method::Invite) if branch.as_deref() == Some(self.a_tsx.key().branch.as_str()) => {
+                self.a_tsx.on_request(req, now)
+            }
+            (Leg::A, Method::Ack) if branch.as_deref() == Some(self.a_tsx.key().branch.as_str()) => {
+                self.a_tsx.on_request(req, now)
+            }
+            (_, Method::Ack) => self.on_ack(leg, &req, now),
+            (Leg::A, Method::Cancel) => self.on_cancel(req, src, now),
+            (_, Method::Bye) => self.on_bye(leg, req, src, now),
+            (_, Method::Invite) => self.on_reinvite(leg, req, src, now),
+            (_, Method::Options | Method::Info | Method::Update | Method::Notify) => {
+                let status = if self.dialog(leg).is_some() { 200 } else { 481 };
+                self.answer_non_invite(leg, req, src, status, now)
+            }
+            (_, Method::Cancel) => self.answer_non_invite(leg, req, src, 481, now),
+            _ => self.answer_non_invite(leg, req, src, 405, now),
+        }
+    }
+
+    fn dialog(&self, leg: Leg) -> Option<&Dialog> {
+        match leg {
+            Leg::A => self.a_dialog.as_ref(),
+            Leg::B => self.b_dialog.as_ref(),
+        }
+    }
+
+    fn on_ack(&mut self, leg: Leg, req: &Request, now: Instant) {
+        let cseq = message::cseq(req).map(|(n, _)| n);
+        if let Some(pos) = self.reinvites.iter().position(|(l, c, _)| *l == leg && Some(*c) == cseq) {
+            self.reinvites[pos].2.ack_received(now);
+            return;
+        }
+        if leg == Leg::A && self.phase == Phase::Answered {
+            self.a_tsx.ack_received(now);
+            self.phase = Phase::Confirmed;
+            self.out.push_back(CallOutput::Event(CallEvent::Bridged));
+        }
+    }
+
+    fn on_cancel(&mut self, req: Request, src: SocketAddr, now: Instant) {
+        // A CANCEL matches the INVITE by branch (RFC 3261 §9.2).
+        let matches = message::top_via_branch(&req).as_deref() == Some(self.a_tsx.key().branch.as_str());
+        if !matches {
+            self.answer_non_invite(Leg::A, req, src, 481, now);
+            return;
+        }
+        self.answer_non_invite(Leg::A, req, src, 200, now);
+        if self.phase == Phase::Calling {
+            let cause = cause_named("ORIGINATOR_CANCEL");
+            self.fail_a(487, cause, now);
+            self.cancel_b(now);
+            self.ended(cause, Some(487), HangupBy::A, now);
+        }
+    }
+
+    fn on_bye(&mut self, leg: Leg, req: Request, src: SocketAddr, now: Instant) {
+        let known = match leg {
+            Leg::A => self.a_dialog.is_some(),
+            Leg::B => self.b_dialog.is_some(),
+        };
+        if !known || self.phase == Phase::Calling {
+            self.answer_non_invite(leg, req, src, 481, now);
+            return;
+        }
+        let cause = req
+            .header_value("Reason")
+            .and_then(|r| q850::parse_reason(&r))
+            .unwrap_or_else(|| cause_named("NORMAL_CLEARING"));
+        self.answer_non_invite(leg, req, src, 200, now);
+        if self.phase != Phase::Ended {
+            let other = other(leg);
+            self.bye(other, Some(cause), now);
+            let by = if leg == Leg::A { HangupBy::A } else { HangupBy::B };
+            self.ended(cause, Some(200), by, now);
+        }
+    }
+
+    /// A re-INVITE (session refresh or hold) is answered with the SDP we last
+    /// sent that leg, keeping the call up. Relaying hold/unhold end to end is
+    /// the job of the SIP-for-real-networks work.
+    fn on_reinvite(&mut self, leg: Leg, req: Request, src: SocketAddr, now: Instant) {
+        let dest = message::response_destination(&req, src);
+        let cseq = message::cseq(&req).map(|(n, _)| n).unwrap_or(0);
+        let in_dialog = message::to_tag(&req).is_some() && self.dialog(leg).is_some();
+        let mut tsx = ServerInviteTsx::new(req, Reliability::Unreliable, self.setup.timers, now);
+        let (status, body) = match (in_dialog, self.phase) {
+            (false, _) => (481, None),
+            (true, Phase::Confirmed | Phase::Answered) => {
+                let sdp = match leg {
+                    Leg::A => self.last_a_sdp.clone(),
+                    Leg::B => self.last_b_sdp.clone(),
+                };
+                (200, sdp)
+            }
+            _ => (491, None),
+        };
+        let tag = match leg {
+            Leg::A => Some(self.a_tag.clone()),
+            Leg::B => None,
+        };
+        let contact = outbound::contact(&self.setup.local, &self.setup.masked);
+        let extra = if status == 200 { vec![("Contact", contact), ("Allow", ALLOW.to_string())] } else { vec![] };
+        let resp = message::response(
+            tsx.request(),
+            status,
+            tag.as_deref(),
+            &extra,
+            body.map(|b| ("application/sdp", b)),
+        );
+        let _ = tsx.respond(resp, now);
+        if let Some(d) = self.dialog_mut(leg) {
+            let _ = d.check_remote_cseq(tsx.request());
+        }
+        // Transmits of this transaction go to `dest`; store it by sending
+        // the first response now.
+        while let Some(bytes) = tsx.poll_transmit() {
+            self.out.push_back(CallOutput::Send { dest, bytes });
+        }
+        if status == 200 {
+            self.reinvites.push((leg, cseq, tsx));
+        }
+    }
+
+    fn dialog_mut(&mut self, leg: Leg) -> Option<&mut Dialog> {
+        match leg {
+            Leg::A => self.a_dialog.as_mut(),
+            Leg::B => self.b_dialog.as_mut(),
+        }
+    }
+
+    fn answer_non_invite(&mut self, leg: Leg, req: Request, src: SocketAddr, status: u16, now: Instant) {
+        let dest = message::response_destination(&req, src);
+        let mut tsx = ServerNonInviteTsx::new(req, Reliability::Unreliable, self.setup.timers, now);
+        let extra = if status == 405 { vec![("Allow", ALLOW.to_string())] } else { vec![] };
+        let resp = message::response(tsx.request(), status, None, &extra, None);
+        let _ = tsx.respond(resp, now);
+        while let Some(bytes) = tsx.poll_transmit() {
+            self.out.push_back(CallOutput::Send { dest, bytes });
+        }
+        self.server_nits.push(NonInvite { leg, dest, tsx });
+    }
+
+    fn on_response(&mut self, leg: Leg, resp: Response, now: Instant) {
+        let Some((_, method)) = message::cseq(&resp) else { return };
+        let branch = message::top_via_branch(&resp);
+        if leg == Leg::B && method == Method::Invite && branch.as_deref() == Some(self.b_tsx.key().branch.as_str()) {
+            self.b_tsx.on_response(resp, now);
+            return;
+        }
+        if let Some(n) = self
+            .client_nits
+            .iter_mut()
+            .find(|n| n.leg == leg && Some(n.tsx.key().branch.as_str()) == branch.as_deref())
+        {
+            n.tsx.on_response(resp, now);
+        }
+    }
+
+    /// Drain every transaction's transmits and events until quiet.
+    fn pump(&mut self, now: Instant) {
+        loop {
+            while let Some(bytes) = self.a_tsx.poll_transmit() {
+                self.out.push_back(CallOutput::Send { dest: self.a_dest, bytes });
+            }
+            while let Some(bytes) = self.b_tsx.poll_transmit() {
+                self.out.push_back(CallOutput::Send { dest: self.setup.b_dest, bytes });
+            }
+            let mut a_events = Vec::new();
+            while let Some(ev) = self.a_tsx.poll_event() {
+                a_events.push(ev);
+            }
+            let mut b_events = Vec::new();
+            while let Some(ev) = self.b_tsx.poll_event() {
+                b_events.push(ev);
+            }
+            for n in &mut self.client_nits {
+                while let Some(bytes) = n.tsx.poll_transmit() {
+                    self.out.push_back(CallOutput::Send { dest: n.dest, bytes });
+                }
+                while n.tsx.poll_event().is_some() {}
+            }
+            for n in &mut self.server_nits {
+                while let Some(bytes) = n.tsx.poll_transmit() {
+                    self.out.push_back(CallOutput::Send { dest: n.dest, bytes });
+                }
+            }
+            for (leg, _, r) in &mut self.reinvites {
+                let dest = match leg {
+                    Leg::A => self.a_dest,
+                    Leg::B => self.setup.b_dest,
+                };
+                while let Some(bytes) = r.poll_transmit() {
+                    self.out.push_back(CallOutput::Send { dest, bytes });
+                }
+                while r.poll_event().is_some() {}
+            }
+            self.client_nits.retain(|n| !n.tsx.is_terminated());
+            self.server_nits.retain(|n| !n.tsx.is_terminated());
+            self.reinvites.retain(|(_, _, r)| !r.is_terminated());
+            if a_events.is_empty() && b_events.is_empty() {
+                break;
+            }
+            for ev in a_events {
+                self.on_a_tsx_event(ev, now);
+            }
+            for ev in b_events {
+                self.on_b_tsx_event(ev, now);
+            }
+        }
+    }
+
+    fn on_a_tsx_event(&mut self, ev: ServerEvent, now: Instant) {
+        match ev {
+            // A never acknowledged our 200: the call cannot be bridged.
+            ServerEvent::AckTimeout if self.phase == Phase::Answered => {
+                self.bye(Leg::A, None, now);
+                self.bye(Leg::B, None, now);
+                self.ended(cause_named("RECOVERY_ON_TIMER_EXPIRE"), Some(408), HangupBy::System, now);
+            }
+            _ => {}
+        }
+    }
+
+    fn on_b_tsx_event(&mut self, ev: ClientEvent, now: Instant) {
+        let resp = match ev {
+            ClientEvent::Response(resp) => resp,
+            ClientEvent::Timeout => {
+                if self.phase == Phase::Calling {
+                    let cause = cause_named("RECOVERY_ON_TIMER_EXPIRE");
+                    self.fail_a(408, cause, now);
+                    self.ended(cause, Some(408), HangupBy::System, now);
+                }
+                return;
+            }
+        };
+        let status = resp.status_code.code();
+        match status {
+            100..=199 => {
+                if status > 100 || !self.b_provisional {
+                    self.b_provisional = true;
+                }
+                if self.b_cancel_pending {
+                    self.b_cancel_pending = false;
+                    self.send_cancel_b(now);
+                }
+                if status == 100 || self.phase != Phase::Calling {
+                    return;
+                }
+                if !self.ringing {
+                    self.ringing = true;
+                    self.out.push_back(CallOutput::Event(CallEvent::Ringing));
+                }
+                let body = self.relay_sdp_to_a(&resp);
+                let status = if status == 181 || status == 182 { 180 } else { status };
+                let contact = outbound::contact(&self.setup.local, &self.setup.masked);
+                let resp_a = message::response(
+                    self.a_tsx.request(),
+                    status,
+                    Some(&self.a_tag),
+                    &[("Contact", contact)],
+                    body.map(|b| ("application/sdp", b)),
+                );
+                let _ = self.a_tsx.respond(resp_a, now);
+            }
+            200..=299 => self.on_b_answer(resp, now),
+            _ => {
+                if self.phase != Phase::Calling {
+                    return;
+                }
+                let cause = resp
+                    .header_value("Reason")
+                    .and_then(|r| q850::parse_reason(&r))
+                    .unwrap_or_else(|| q850::cause_for_sip_status(status));
+                // Redirects would reveal B's contacts: turn them into 480.
+                let relay = if (300..400).contains(&status) { 480 } else { status };
+                self.fail_a(relay, cause, now);
+                self.ended(cause, Some(status), HangupBy::B, now);
+            }
+        }
+    }
+
+    fn on_b_answer(&mut self, resp: Response, now: Instant) {
+        // Every 2xx (also a retransmission) needs an ACK.
+        if self.b_dialog.is_none() {
+            match Dialog::uac_from_response(self.b_tsx.request(), &resp) {
+                Ok(d) => self.b_dialog = Some(d),
+                Err(_) => return,
+            }
+        }
+        self.ack_b(now);
+        if self.phase != Phase::Calling {
+            // Answer after we gave up (CANCEL crossed the 200, TTL, …).
+            if !self.answered && !self.hangup_sent {
+                self.hangup_sent = true;
+                self.bye(Leg::B, None, now);
+            }
+            return;
+        }
+        self.answered = true;
+        self.ring_deadline = None;
+        self.out.push_back(CallOutput::Event(CallEvent::Answered));
+        let body = self.relay_sdp_to_a(&resp);
+        let Some(body) = body else {
+            // A 2xx without SDP to our offer is unusable.
+            self.hangup_sent = true;
+            self.bye(Leg::B, None, now);
+            let cause = cause_named("INCOMPATIBLE_DESTINATION");
+            self.fail_a(488, cause, now);
+            self.ended(cause, Some(488), HangupBy::System, now);
+            return;
+        };
+        let contact = outbound::contact(&self.setup.local, &self.setup.masked);
+        let ok = message::response(
+            self.a_tsx.request(),
+            200,
+            Some(&self.a_tag),
+            &[("Contact", contact), ("Allow", ALLOW.to_string())],
+            Some(("application/sdp", body)),
+        );
+        let _ = self.a_tsx.respond(ok, now);
+        self.a_dialog = Dialog::uas_from_request(self.a_tsx.request(), &self.a_tag).ok();
+        self.phase = Phase::Answered;
+    }
+
+    /// Rewrite B's SDP (if any) for A, record B's media target.
+    fn relay_sdp_to_a(&mut self, resp: &Response) -> Option<Vec<u8>> {
+        if !message::has_sdp(resp, &resp.body) {
+            return None;
+        }
+        let target = sdp::remote_media(&resp.body).ok()?;
+        self.a_sdp_version += 1;
+        let body = sdp::rewrite(
+            &resp.body,
+            &RewriteParams {
+                local_ip: self.setup.local.public_ip,
+                rtp_port: self.setup.a_rtp_port,
+                session_id: self.a_sdp_id,
+                session_version: self.a_sdp_version,
+            },
+        )
+        .ok()?;
+        self.out.push_back(CallOutput::Media(Leg::B, target));
+        self.last_a_sdp = Some(body.clone());
+        Some(body)
+    }
+
+    fn ack_b(&mut self, _now: Instant) {
+        let Some(d) = &self.b_dialog else { return };
+        let ack = d.ack_for_2xx(self.b_invite_cseq, &self.setup.local.sent_by, "UDP", &ids::new_branch());
+        self.out.push_back(CallOutput::Send { dest: self.setup.b_dest, bytes: Bytes::from(ack.to_bytes()) });
+    }
+
+    fn fail_a(&mut self, status: u16, cause: Cause, now: Instant) {
+        let resp = message::response(
+            self.a_tsx.request(),
+            status,
+            Some(&self.a_tag),
+            &[("Reason", q850::reason_header(cause))],
+            None,
+        );
+        let _ = self.a_tsx.respond(resp, now);
+    }
+
+    fn cancel_b(&mut self, now: Instant) {
+        if self.b_tsx.is_terminated() || self.answered {
+            return;
+        }
+        if self.b_provisional {
+            self.send_cancel_b(now);
+        } else {
+            // RFC 3261 §9.1: no CANCEL before a provisional response.
+            self.b_cancel_pending = true;
+        }
+    }
+
+    fn send_cancel_b(&mut self, now: Instant) {
+        let cancel = build_cancel(self.b_tsx.request());
+        let tsx = ClientNonInviteTsx::new(cancel, Reliability::Unreliable, self.setup.timers, now);
+        self.client_nits.push(NonInvite { leg: Leg::B, dest: self.setup.b_dest, tsx });
+    }
+
+    fn bye(&mut self, leg: Leg, cause: Option<Cause>, now: Instant) {
+        let sent_by = self.setup.local.sent_by.clone();
+        let contact = outbound::contact(&self.setup.local, &self.setup.masked);
+        let Some(d) = self.dialog_mut(leg) else { return };
+        let mut bye = d.new_request(Method::Bye, &sent_by, "UDP", &ids::new_branch(), Some(&contact), None);
+        if let Some(cause) = cause {
+            bye.headers.push(rsipstack::sip::headers::make_header("Reason", q850::reason_header(cause)));
+        }
+        let tsx = ClientNonInviteTsx::new(bye, Reliability::Unreliable, self.setup.timers, now);
+        let dest = match leg {
+            Leg::A => self.a_src,
+            Leg::B => self.setup.b_dest,
+        };
+        self.client_nits.push(NonInvite { leg, dest, tsx });
+    }
+
+    fn ended(&mut self, cause: Cause, sip_status: Option<u16>, by: HangupBy, now: Instant) {
+        if self.phase == Phase::Ended {
+            return;
+        }
+        self.phase = Phase::Ended;
+        self.ring_deadline = None;
+        self.linger_deadline = Some(now + LINGER);
+        self.out.push_back(CallOutput::Event(CallEvent::Hangup {
+            cause,
+            sip_status,
+            by,
+            answered: self.answered,
+        }));
+    }
+}
+
+fn other(leg: Leg) -> Leg {
+    match leg {
+        Leg::A => Leg::B,
+        Leg::B => Leg::A,
+    }
+}
+
+fn min_opt(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, None) => a,
+        (None, b) => b,
+    }
+}
+
+fn cause_named(name: &str) -> Cause {
+    q850::by_name(name).unwrap_or(Cause { code: 16, name: "NORMAL_CLEARING" })
+}

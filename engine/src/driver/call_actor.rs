@@ -1,0 +1,169 @@
+//! One tokio task per call: feeds the sans-IO [`Call`] with datagrams,
+//! commands and timer expiries, and carries out what it asks (send SIP,
+//! retarget the relay, publish events).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use rsipstack::sip::Request;
+use tokio::sync::mpsc;
+
+use super::shared::{ActorInput, Shared};
+use crate::b2bua::{Call, CallEvent, CallOutput, CallSetup, Leg};
+use crate::handle::{CommandReply, Direction, EngineEvent};
+use crate::media::ports::PortPair;
+use crate::media::relay::{self, RelayHandle, Side};
+use crate::sip::{ids, message, q850};
+
+pub(crate) struct NewCall {
+    pub engine_id: String,
+    pub session_id: String,
+    pub masked: String,
+    pub caller: String,
+    pub callee: String,
+    pub invite: Request,
+    pub src: SocketAddr,
+    pub a_sip_call_id: String,
+    pub b_dest: SocketAddr,
+    pub a_ports: PortPair,
+    pub b_ports: PortPair,
+}
+
+pub(crate) async fn run(shared: Arc<Shared>, mut inbox: mpsc::Receiver<ActorInput>, new: NewCall) {
+    let NewCall { engine_id, session_id, masked, caller, callee, invite, src, a_sip_call_id, b_dest, a_ports, b_ports } =
+        new;
+    let cleanup = |shared: &Shared, b_call_id: Option<&str>| {
+        shared.by_sip_call_id.remove(&a_sip_call_id);
+        if let Some(b) = b_call_id {
+            shared.by_sip_call_id.remove(b);
+        }
+        shared.by_engine_id.remove(&engine_id);
+        shared.by_session.remove_if(&session_id, |_, c| c.engine_id == engine_id);
+    };
+    let setup = CallSetup {
+        local: shared.settings.local.clone(),
+        masked,
+        callee: callee.clone(),
+        b_dest,
+        a_rtp_port: a_ports.rtp(),
+        b_rtp_port: b_ports.rtp(),
+        timers: shared.settings.timers,
+        ring_timeout: shared.settings.ring_timeout,
+    };
+    let mut relay: Option<RelayHandle> = match relay::spawn(shared.settings.rtp_ip, a_ports, b_ports).await {
+        Ok(r) => Some(r),
+        Err(e) => {
+            tracing::warn!(call_id = %engine_id, error = %e, "cannot bind RTP ports");
+            fail(&shared, &invite, src, 503, "SWITCH_CONGESTION").await;
+            cleanup(&shared, None);
+            return;
+        }
+    };
+    let mut call = match Call::new(setup, invite.clone(), src, Instant::now()) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::info!(call_id = %engine_id, error = %e, "cannot set up call");
+            fail(&shared, &invite, src, 488, "BEARERCAPABILITY_NOTAVAIL").await;
+            cleanup(&shared, None);
+            return;
+        }
+    };
+    let b_call_id = call.b_call_id().to_string();
+    if let Some(entry) = shared.by_engine_id.get(&engine_id).map(|c| c.clone()) {
+        shared.by_sip_call_id.insert(b_call_id.clone(), (Leg::B, entry));
+    }
+    emit(
+        &shared,
+        EngineEvent::CallInitiated {
+            call_id: engine_id.clone(),
+            session_id: session_id.clone(),
+            direction: Direction::Inbound,
+            caller,
+            callee,
+            at: SystemTime::now(),
+        },
+    );
+    loop {
+        while let Some(out) = call.poll_output() {
+            match out {
+                CallOutput::Send { dest, bytes } => shared.send(dest, &bytes).await,
+                CallOutput::Media(leg, target) => {
+                    if let Some(r) = &relay {
+                        r.set_target(if leg == Leg::A { Side::A } else { Side::B }, target);
+                    }
+                }
+                CallOutput::Event(ev) => {
+                    let media = relay.as_ref().map(|r| r.stats()).unwrap_or_default();
+                    if matches!(ev, CallEvent::Hangup { .. }) {
+                        // Free the ports and the session at once; the call
+                        // itself lingers to absorb retransmissions.
+                        relay = None;
+                        shared.by_session.remove_if(&session_id, |_, c| c.engine_id == engine_id);
+                    }
+                    emit(&shared, to_engine_event(ev, &engine_id, &session_id, media));
+                }
+            }
+        }
+        if call.is_finished() {
+            break;
+        }
+        let deadline = call.poll_timeout().map(tokio::time::Instant::from_std);
+        tokio::select! {
+            input = inbox.recv() => match input {
+                Some(ActorInput::Sip(leg, msg, from)) => call.on_message(leg, msg, from, Instant::now()),
+                Some(ActorInput::Hangup { cause, by, reply }) => {
+                    let cause = q850::by_name(&cause).unwrap_or(q850::Cause { code: 16, name: "NORMAL_CLEARING" });
+                    let live = call.hangup(cause, by, Instant::now());
+                    let _ = reply.send(Ok(CommandReply::Done(usize::from(live))));
+                }
+                None => break,
+            },
+            _ = sleep_until(deadline) => call.on_timeout(Instant::now()),
+        }
+    }
+    cleanup(&shared, Some(&b_call_id));
+    tracing::debug!(call_id = %engine_id, "call finished");
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn fail(shared: &Shared, invite: &Request, src: SocketAddr, status: u16, cause: &str) {
+    let mut extra = Vec::new();
+    if let Some(c) = q850::by_name(cause) {
+        extra.push(("Reason", q850::reason_header(c)));
+    }
+    let resp = message::response(invite, status, Some(&ids::new_tag()), &extra, None);
+    shared.send(message::response_destination(invite, src), &resp.to_bytes()).await;
+}
+
+fn emit(shared: &Shared, ev: EngineEvent) {
+    let _ = shared.events.send(ev);
+}
+
+fn to_engine_event(ev: CallEvent, call_id: &str, session_id: &str, media: crate::handle::MediaStats) -> EngineEvent {
+    let (call_id, session_id, at) = (call_id.to_string(), session_id.to_string(), SystemTime::now());
+    match ev {
+        CallEvent::Ringing => EngineEvent::CallRinging { call_id, session_id, at },
+        CallEvent::Answered => EngineEvent::CallAnswered { call_id, session_id, at },
+        CallEvent::Bridged => EngineEvent::CallBridged { call_id, session_id, at },
+        CallEvent::Hangup { cause, sip_status, by, answered } => {
+            tracing::info!(%call_id, %session_id, cause = cause.name, hangup_by = by.as_str(), "call ended");
+            EngineEvent::CallHangup {
+                call_id,
+                session_id,
+                cause: cause.name.to_string(),
+                sip_status,
+                hangup_by: by,
+                answered,
+                at,
+                media,
+            }
+        }
+    }
+}

@@ -1,0 +1,51 @@
+//! The command loop: turns [`Command`]s into actor inputs.
+
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::shared::{ActorInput, CallRef, Shared};
+use crate::handle::{Command, CommandEnvelope, CommandError, CommandReply, HangupBy};
+
+pub(crate) async fn command_loop(shared: Arc<Shared>, mut rx: mpsc::Receiver<CommandEnvelope>) {
+    while let Some((command, reply)) = rx.recv().await {
+        let shared = shared.clone();
+        // Each command waits on its own actor; never block the loop.
+        tokio::spawn(async move {
+            let result = run(&shared, command).await;
+            let _ = reply.send(result);
+        });
+    }
+}
+
+async fn run(shared: &Shared, command: Command) -> Result<CommandReply, CommandError> {
+    match command {
+        Command::HangupSession { session_id, cause, by } => {
+            let Some(call) = shared.by_session.get(&session_id).map(|c| c.clone()) else {
+                return Ok(CommandReply::Done(0));
+            };
+            match hangup(&call, cause, by).await {
+                Ok(reply) => Ok(reply),
+                Err(CommandError::UnknownCall(_)) => Ok(CommandReply::Done(0)),
+                Err(e) => Err(e),
+            }
+        }
+        Command::Hangup { call_id, cause, by } => {
+            let call = shared
+                .by_engine_id
+                .get(&call_id)
+                .map(|c| c.clone())
+                .ok_or_else(|| CommandError::UnknownCall(call_id.clone()))?;
+            hangup(&call, cause, by).await
+        }
+    }
+}
+
+async fn hangup(call: &CallRef, cause: String, by: HangupBy) -> Result<CommandReply, CommandError> {
+    let (tx, rx) = oneshot::channel();
+    call.mailbox
+        .send(ActorInput::Hangup { cause, by, reply: tx })
+        .await
+        .map_err(|_| CommandError::UnknownCall(call.engine_id.clone()))?;
+    rx.await.map_err(|_| CommandError::UnknownCall(call.engine_id.clone()))?
+}

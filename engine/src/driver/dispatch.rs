@@ -1,0 +1,171 @@
+//! The SIP receive loop: parse each datagram, hand in-dialog traffic to its
+//! call actor, answer out-of-dialog requests, and admit new calls.
+//!
+//! Admission spends nothing before a request is authorised and routed: the
+//! source ACL, Max-Forwards, routing and the one-call-per-session check come
+//! before any RTP port is reserved or any task is spawned.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use rsipstack::sip::prelude::*;
+use rsipstack::sip::{Method, Request, SipMessage};
+use tokio::sync::mpsc;
+
+use super::call_actor::{self, NewCall};
+use super::shared::{CallRef, Shared, MAILBOX};
+use crate::b2bua::outbound::ALLOW;
+use crate::b2bua::Leg;
+use crate::routing::RouteDecision;
+use crate::sip::{e164, ids, message, q850};
+
+pub(crate) async fn receive_loop(shared: Arc<Shared>) {
+    let mut buf = vec![0u8; message::MAX_MESSAGE_SIZE + 1];
+    loop {
+        let (len, src) = match shared.socket.recv_from(&mut buf).await {
+            Ok(r) => r,
+            Err(e) => {
+                // ICMP port unreachable and friends surface here on Linux.
+                tracing::trace!(error = %e, "SIP recv error");
+                continue;
+            }
+        };
+        let data = &buf[..len];
+        if data.iter().all(|b| b.is_ascii_whitespace()) {
+            continue; // CRLF keep-alive (RFC 5626)
+        }
+        handle_datagram(&shared, data, src).await;
+    }
+}
+
+async fn handle_datagram(shared: &Arc<Shared>, data: &[u8], src: SocketAddr) {
+    let msg = match message::parse(data) {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::debug!(%src, error = %e, "malformed SIP");
+            if let Some(reply) = message::bad_request_for(data, &e.to_string()) {
+                shared.send(src, &reply).await;
+            }
+            return;
+        }
+    };
+    let Some(call_id) = message::call_id(&msg).map(str::to_owned) else { return };
+    if let Some(entry) = shared.by_sip_call_id.get(&call_id).map(|e| e.clone()) {
+        let (leg, call) = entry;
+        // A full mailbox drops the datagram; the peer retransmits.
+        let _ = call.mailbox.try_send(super::shared::ActorInput::Sip(leg, msg, src));
+        return;
+    }
+    let SipMessage::Request(req) = msg else {
+        return; // stray response
+    };
+    match req.method {
+        Method::Invite if message::to_tag(&req).is_none() => admit(shared, req, src).await,
+        Method::Ack => {}
+        Method::Options => {
+            let resp = message::response(
+                &req,
+                200,
+                Some(&ids::new_tag()),
+                &[("Allow", ALLOW.to_string()), ("Accept", "application/sdp".into())],
+                None,
+            );
+            reply(shared, &req, src, resp).await;
+        }
+        Method::Invite | Method::Bye | Method::Cancel | Method::Update | Method::Info | Method::PRack => {
+            reject(shared, &req, src, 481, None).await
+        }
+        _ => {
+            let resp = message::response(&req, 405, Some(&ids::new_tag()), &[("Allow", ALLOW.to_string())], None);
+            reply(shared, &req, src, resp).await;
+        }
+    }
+}
+
+async fn reply(shared: &Shared, req: &Request, src: SocketAddr, resp: rsipstack::sip::Response) {
+    shared.send(message::response_destination(req, src), &resp.to_bytes()).await;
+}
+
+/// Stateless final response (a retransmitted INVITE is simply answered
+/// again; the ACK to it matches nothing and is dropped).
+async fn reject(shared: &Shared, req: &Request, src: SocketAddr, status: u16, cause: Option<&str>) {
+    let mut extra = Vec::new();
+    if let Some(c) = cause.and_then(q850::by_name) {
+        extra.push(("Reason", q850::reason_header(c)));
+    }
+    let resp = message::response(req, status, Some(&ids::new_tag()), &extra, None);
+    reply(shared, req, src, resp).await;
+}
+
+fn trusted_source(shared: &Shared, src: SocketAddr) -> bool {
+    shared
+        .settings
+        .trunks
+        .iter()
+        .any(|t| t.inbound_cidrs.iter().any(|c| c.contains(src.ip())))
+}
+
+async fn admit(shared: &Arc<Shared>, req: Request, src: SocketAddr) {
+    if !trusted_source(shared, src) {
+        tracing::info!(%src, "INVITE from untrusted source");
+        return reject(shared, &req, src, 403, Some("CALL_REJECTED")).await;
+    }
+    if req.header_value("Max-Forwards").and_then(|v| v.trim().parse::<u32>().ok()) == Some(0) {
+        return reject(shared, &req, src, 483, None).await;
+    }
+    let dialled = message::uri_user(&req.uri).and_then(|u| e164::normalize(&u));
+    let caller = message::caller_identity(&req).and_then(|u| e164::normalize(&u));
+    let (Some(dialled), Some(caller)) = (dialled, caller) else {
+        return reject(shared, &req, src, 404, Some("UNALLOCATED_NUMBER")).await;
+    };
+    let (route, caller, callee) = match shared.routes.decide(&dialled, &caller) {
+        RouteDecision::Dial { route, caller, callee } => (route, caller, callee),
+        RouteDecision::NoRoute => return reject(shared, &req, src, 404, Some("UNALLOCATED_NUMBER")).await,
+        RouteDecision::NotAParty => return reject(shared, &req, src, 403, Some("CALL_REJECTED")).await,
+    };
+    if !message::has_sdp(&req, &req.body) {
+        // Late offer (INVITE without SDP) is not supported yet.
+        return reject(shared, &req, src, 488, Some("BEARERCAPABILITY_NOTAVAIL")).await;
+    }
+    let Some(trunk) = shared.settings.trunks.first() else {
+        return reject(shared, &req, src, 503, Some("NO_ROUTE_DESTINATION")).await;
+    };
+    let b_dest = trunk.address;
+    let (mailbox, inbox) = mpsc::channel(MAILBOX);
+    let engine_id = ids::new_engine_call_id();
+    let call = CallRef { engine_id: engine_id.clone(), mailbox };
+    // One live call per session; the entry API makes the check-and-claim
+    // atomic against a concurrent INVITE.
+    match shared.by_session.entry(route.session_id.clone()) {
+        dashmap::Entry::Occupied(_) => return reject(shared, &req, src, 486, Some("USER_BUSY")).await,
+        dashmap::Entry::Vacant(v) => {
+            v.insert(call.clone());
+        }
+    }
+    let Some([a_ports, b_ports]) = shared.ports.allocate_n::<2>() else {
+        shared.by_session.remove(&route.session_id);
+        tracing::warn!(session_id = %route.session_id, "RTP port range exhausted");
+        return reject(shared, &req, src, 503, Some("SWITCH_CONGESTION")).await;
+    };
+    let Some(call_id) = message::call_id(&req).map(str::to_owned) else { return };
+    shared.by_sip_call_id.insert(call_id.clone(), (Leg::A, call.clone()));
+    shared.by_engine_id.insert(engine_id.clone(), call);
+    tracing::info!(call_id = %engine_id, session_id = %route.session_id, "call admitted");
+    tokio::spawn(call_actor::run(
+        shared.clone(),
+        inbox,
+        NewCall {
+            engine_id,
+            session_id: route.session_id,
+            masked: route.masked,
+            caller,
+            callee,
+            invite: req,
+            src,
+            a_sip_call_id: call_id,
+            b_dest,
+            a_ports,
+            b_ports,
+        },
+    ));
+}

@@ -1,0 +1,86 @@
+//! Starting the engine: bind the SIP socket, spawn the receive loop and the
+//! command loop.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use dashmap::DashMap;
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+
+use super::shared::{Settings, Shared};
+use crate::b2bua::outbound::{uri_host, LocalIdentity};
+use crate::handle::{EngineEvent, EngineHandle};
+use crate::media::ports::PortAllocator;
+use crate::routing::RouteTable;
+use crate::sip::transaction::TimerConfig;
+
+/// A started engine: its handle and its (single) event stream.
+pub struct Started {
+    /// Cloneable command handle.
+    pub handle: EngineHandle,
+    /// Every engine event, in order. Unbounded so that no event is ever lost;
+    /// the control plane must keep draining it.
+    pub events: mpsc::UnboundedReceiver<EngineEvent>,
+    /// The bound SIP address (useful when the config asked for port 0).
+    pub sip_addr: SocketAddr,
+}
+
+/// Why the engine could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The SIP socket could not be bound.
+    #[error("cannot bind SIP on {addr}: {source}")]
+    BindSip {
+        /// Address from `[sip] listen`.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+/// Entry point of the engine.
+pub struct Engine;
+
+impl Engine {
+    /// Bind SIP (UDP) and prepare the RTP range per `config`, then run in the
+    /// background on the current tokio runtime. Returns once SIP is
+    /// listening; RTP ports are bound per call from the configured range.
+    pub async fn start(config: &sip_config::Config) -> Result<Started, StartError> {
+        let listen = config.sip.listen;
+        let socket = UdpSocket::bind(listen)
+            .await
+            .map_err(|source| StartError::BindSip { addr: listen, source })?;
+        let sip_addr = socket.local_addr().map_err(|source| StartError::BindSip { addr: listen, source })?;
+        let local = LocalIdentity {
+            sent_by: format!("{}:{}", uri_host(config.sip.public_address), sip_addr.port()),
+            public_ip: config.sip.public_address,
+        };
+        let settings = Settings {
+            local,
+            rtp_ip: config.rtp.bind_address.unwrap_or(listen.ip()),
+            timers: TimerConfig::default(),
+            ring_timeout: Duration::from_secs(config.calls.ring_timeout_secs),
+            trunks: config.trunks.clone(),
+        };
+        let routes = RouteTable::new();
+        let (events_tx, events) = mpsc::unbounded_channel();
+        let shared = Arc::new(Shared {
+            socket: Arc::new(socket),
+            settings,
+            routes: routes.clone(),
+            ports: PortAllocator::new(config.rtp.port_min, config.rtp.port_max),
+            by_sip_call_id: DashMap::new(),
+            by_session: DashMap::new(),
+            by_engine_id: DashMap::new(),
+            events: events_tx,
+        });
+        let (commands, commands_rx) = mpsc::channel(1024);
+        tokio::spawn(super::dispatch::receive_loop(shared.clone()));
+        tokio::spawn(super::commands::command_loop(shared, commands_rx));
+        tracing::info!(%sip_addr, "SIP listening (UDP)");
+        Ok(Started { handle: EngineHandle { routes, commands }, events, sip_addr })
+    }
+}

@@ -1,0 +1,8 @@
+//! The thin tokio layer: the SIP socket and its receive loop, admission of
+//! new calls, one actor task per call, and the command loop.
+
+mod call_actor;
+mod commands;
+mod dispatch;
+pub mod engine;
+mod shared;

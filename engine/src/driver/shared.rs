@@ -1,0 +1,70 @@
+//! State shared by the receive loop, the call actors and the command loop.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use dashmap::DashMap;
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::b2bua::outbound::LocalIdentity;
+use crate::b2bua::Leg;
+use crate::handle::{CommandError, CommandReply, EngineEvent, HangupBy};
+use crate::media::ports::PortAllocator;
+use crate::routing::RouteTable;
+use crate::sip::transaction::TimerConfig;
+
+/// Input of a call actor.
+pub(crate) enum ActorInput {
+    /// A SIP message for one of the call's legs.
+    Sip(Leg, rsipstack::sip::SipMessage, SocketAddr),
+    /// End the call.
+    Hangup {
+        cause: String,
+        by: HangupBy,
+        reply: oneshot::Sender<Result<CommandReply, CommandError>>,
+    },
+}
+
+/// Mailbox depth of a call actor; a full mailbox drops the datagram (the
+/// peer retransmits).
+pub(crate) const MAILBOX: usize = 64;
+
+/// Static settings derived from the config.
+pub(crate) struct Settings {
+    pub local: LocalIdentity,
+    pub rtp_ip: IpAddr,
+    pub timers: TimerConfig,
+    pub ring_timeout: Duration,
+    pub trunks: Vec<sip_config::TrunkConfig>,
+}
+
+/// A live call as seen from outside its actor.
+#[derive(Clone)]
+pub(crate) struct CallRef {
+    pub engine_id: String,
+    pub mailbox: mpsc::Sender<ActorInput>,
+}
+
+pub(crate) struct Shared {
+    pub socket: Arc<UdpSocket>,
+    pub settings: Settings,
+    pub routes: RouteTable,
+    pub ports: PortAllocator,
+    /// SIP Call-ID → (leg, call).
+    pub by_sip_call_id: DashMap<String, (Leg, CallRef)>,
+    /// Session id → its live call (at most one per session).
+    pub by_session: DashMap<String, CallRef>,
+    /// Engine call id → call.
+    pub by_engine_id: DashMap<String, CallRef>,
+    pub events: mpsc::UnboundedSender<EngineEvent>,
+}
+
+impl Shared {
+    pub async fn send(&self, dest: SocketAddr, bytes: &[u8]) {
+        if let Err(e) = self.socket.send_to(bytes, dest).await {
+            tracing::debug!(%dest, error = %e, "SIP send failed");
+        }
+    }
+}

@@ -1,0 +1,237 @@
+//! The engine's whole public surface: [`EngineHandle`] (commands in) and
+//! [`EngineEvent`] (events out).
+//!
+//! The control plane never touches SIP or RTP directly. It keeps the routing
+//! table in sync ([`EngineHandle::upsert_route`], [`EngineHandle::remove_route`]),
+//! sends call commands ([`EngineHandle::send`]) and consumes the single event
+//! stream returned by [`crate::Engine::start`].
+
+use std::time::SystemTime;
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::routing::{Route, RouteTable};
+
+/// Who ended a call, as reported in `call.hangup`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HangupBy {
+    /// The caller's side (party that placed the inbound call).
+    A,
+    /// The callee's side.
+    B,
+    /// A control-API command.
+    Api,
+    /// The session reached its TTL.
+    Ttl,
+    /// Maskline itself (timeouts, errors, shutdown).
+    System,
+}
+
+impl HangupBy {
+    /// Lower-case name as used in the API (`a`, `b`, `api`, `ttl`, `system`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HangupBy::A => "a",
+            HangupBy::B => "b",
+            HangupBy::Api => "api",
+            HangupBy::Ttl => "ttl",
+            HangupBy::System => "system",
+        }
+    }
+}
+
+/// Direction of a call relative to Maskline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    /// A party dialled the masked number.
+    Inbound,
+    /// Maskline originated the call (API).
+    Outbound,
+}
+
+/// Something that happened to a call. Every event carries the engine's call
+/// id (`cal_…`) and the session id of the route that admitted it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EngineEvent {
+    /// A call was admitted and its outbound leg is being set up.
+    CallInitiated {
+        /// Engine call id (`cal_…`).
+        call_id: String,
+        /// Session whose route admitted the call.
+        session_id: String,
+        /// Inbound or outbound.
+        direction: Direction,
+        /// Real number of the calling party (E.164).
+        caller: String,
+        /// Real number of the called party (E.164).
+        callee: String,
+        /// When the call was admitted.
+        at: SystemTime,
+    },
+    /// The far leg answered 180/183.
+    CallRinging {
+        /// Engine call id.
+        call_id: String,
+        /// Session id.
+        session_id: String,
+        /// When the first provisional response arrived.
+        at: SystemTime,
+    },
+    /// The far leg answered 200 OK.
+    CallAnswered {
+        /// Engine call id.
+        call_id: String,
+        /// Session id.
+        session_id: String,
+        /// When the 200 OK arrived.
+        at: SystemTime,
+    },
+    /// Both legs are confirmed (ACKed) and media is relayed.
+    CallBridged {
+        /// Engine call id.
+        call_id: String,
+        /// Session id.
+        session_id: String,
+        /// When the bridge was complete.
+        at: SystemTime,
+    },
+    /// The call is over; its media ports are released.
+    CallHangup {
+        /// Engine call id.
+        call_id: String,
+        /// Session id.
+        session_id: String,
+        /// Q.850 cause name, e.g. `NORMAL_CLEARING`, `USER_BUSY`.
+        cause: String,
+        /// Final SIP status relevant to the hangup (failure response of the
+        /// far leg, or 200 for a normal clear after answer), if any.
+        sip_status: Option<u16>,
+        /// Who ended it.
+        hangup_by: HangupBy,
+        /// Whether the call was ever answered.
+        answered: bool,
+        /// When the call ended.
+        at: SystemTime,
+        /// Media counters of the call.
+        media: MediaStats,
+    },
+}
+
+impl EngineEvent {
+    /// The engine call id the event is about.
+    pub fn call_id(&self) -> &str {
+        match self {
+            EngineEvent::CallInitiated { call_id, .. }
+            | EngineEvent::CallRinging { call_id, .. }
+            | EngineEvent::CallAnswered { call_id, .. }
+            | EngineEvent::CallBridged { call_id, .. }
+            | EngineEvent::CallHangup { call_id, .. } => call_id,
+        }
+    }
+
+    /// The session id the event is about.
+    pub fn session_id(&self) -> &str {
+        match self {
+            EngineEvent::CallInitiated { session_id, .. }
+            | EngineEvent::CallRinging { session_id, .. }
+            | EngineEvent::CallAnswered { session_id, .. }
+            | EngineEvent::CallBridged { session_id, .. }
+            | EngineEvent::CallHangup { session_id, .. } => session_id,
+        }
+    }
+}
+
+/// Packet counters of one call's relay, per direction.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct MediaStats {
+    /// RTP packets relayed from the A leg to the B leg.
+    pub a_to_b_packets: u64,
+    /// RTP packets relayed from the B leg to the A leg.
+    pub b_to_a_packets: u64,
+    /// Packets dropped (wrong source after latching, not RTP, send errors).
+    pub dropped_packets: u64,
+}
+
+/// A command for the engine. Results come back on a oneshot channel.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Command {
+    /// Hang up every live call of a session (TTL expiry, session complete).
+    HangupSession {
+        /// Session whose calls end.
+        session_id: String,
+        /// Q.850 cause name sent in the `Reason` header.
+        cause: String,
+        /// Recorded as `hangup_by` on the call.
+        by: HangupBy,
+    },
+    /// Hang up one call.
+    Hangup {
+        /// Engine call id.
+        call_id: String,
+        /// Q.850 cause name.
+        cause: String,
+        /// Recorded as `hangup_by`.
+        by: HangupBy,
+    },
+}
+
+/// Result of a [`Command`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CommandReply {
+    /// The command was carried out; the number says how many calls it touched.
+    Done(usize),
+}
+
+/// Why a command could not be carried out.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CommandError {
+    /// No live call with that id.
+    #[error("no live call {0}")]
+    UnknownCall(String),
+    /// The engine is shutting down or gone.
+    #[error("engine stopped")]
+    Stopped,
+}
+
+pub(crate) type CommandEnvelope = (Command, oneshot::Sender<Result<CommandReply, CommandError>>);
+
+/// Cloneable handle to a running engine.
+#[derive(Clone)]
+pub struct EngineHandle {
+    pub(crate) routes: RouteTable,
+    pub(crate) commands: mpsc::Sender<CommandEnvelope>,
+}
+
+impl EngineHandle {
+    /// Insert or replace the route for `route.masked`. Takes effect for the
+    /// next INVITE; calls already up are not touched.
+    pub fn upsert_route(&self, route: Route) {
+        self.routes.upsert(route);
+    }
+
+    /// Remove the route for a masked number (E.164). Later INVITEs to it get
+    /// 404. Live calls are not touched: send [`Command::HangupSession`].
+    pub fn remove_route(&self, masked: &str) {
+        self.routes.remove(masked);
+    }
+
+    /// The routing table (read access, for diagnostics and tests).
+    pub fn routes(&self) -> &RouteTable {
+        &self.routes
+    }
+
+    /// Send a command and wait for its result.
+    pub async fn send(&self, command: Command) -> Result<CommandReply, CommandError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send((command, tx))
+            .await
+            .map_err(|_| CommandError::Stopped)?;
+        rx.await.map_err(|_| CommandError::Stopped)?
+    }
+}

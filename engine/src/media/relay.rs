@@ -1,0 +1,193 @@
+//! The per-call RTP/RTCP relay: one tokio task owning four sockets
+//! (RTP + RTCP for each leg), forwarding A → B and B → A.
+//!
+//! Symmetric latching: each leg's first packet fixes where that leg's media
+//! is sent from then on (the source address wins over the SDP, which makes
+//! NATed peers work); after latching, packets from any other source are
+//! dropped and counted (strict source). A new target from the signalling
+//! (re-INVITE) resets the latch.
+//!
+//! Hot path: one `recv_from`, a header check, one `send_to`; no allocation,
+//! no lock, no logging; counters are relaxed atomics.
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+
+use super::ports::PortPair;
+use super::rtp::{is_rtcp, is_rtp};
+use crate::handle::MediaStats;
+use crate::sdp::MediaTarget;
+
+/// Which leg of a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// The inbound (caller's) leg.
+    A,
+    /// The outbound (callee's) leg.
+    B,
+}
+
+/// Live counters of a relay.
+#[derive(Debug, Default)]
+pub struct RelayStats {
+    a_to_b: AtomicU64,
+    b_to_a: AtomicU64,
+    dropped: AtomicU64,
+}
+
+impl RelayStats {
+    /// A snapshot.
+    pub fn snapshot(&self) -> MediaStats {
+        MediaStats {
+            a_to_b_packets: self.a_to_b.load(Ordering::Relaxed),
+            b_to_a_packets: self.b_to_a.load(Ordering::Relaxed),
+            dropped_packets: self.dropped.load(Ordering::Relaxed),
+        }
+    }
+}
+
+enum Control {
+    Target(Side, MediaTarget),
+}
+
+/// Handle to a running relay; dropping it stops the relay and frees its
+/// ports.
+pub struct RelayHandle {
+    control: mpsc::UnboundedSender<Control>,
+    stats: Arc<RelayStats>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RelayHandle {
+    /// Tell the relay where a leg wants its media (from that leg's SDP).
+    pub fn set_target(&self, side: Side, target: MediaTarget) {
+        let _ = self.control.send(Control::Target(side, target));
+    }
+
+    /// Current counters.
+    pub fn stats(&self) -> MediaStats {
+        self.stats.snapshot()
+    }
+}
+
+impl Drop for RelayHandle {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Bind the four sockets on `ip` and start relaying.
+pub async fn spawn(ip: IpAddr, a: PortPair, b: PortPair) -> io::Result<RelayHandle> {
+    let sockets = Sockets {
+        a_rtp: UdpSocket::bind(SocketAddr::new(ip, a.rtp())).await?,
+        a_rtcp: UdpSocket::bind(SocketAddr::new(ip, a.rtcp())).await?,
+        b_rtp: UdpSocket::bind(SocketAddr::new(ip, b.rtp())).await?,
+        b_rtcp: UdpSocket::bind(SocketAddr::new(ip, b.rtcp())).await?,
+    };
+    let (control, rx) = mpsc::unbounded_channel();
+    let stats = Arc::new(RelayStats::default());
+    let task = tokio::spawn(run(sockets, rx, stats.clone(), (a, b)));
+    Ok(RelayHandle { control, stats, task })
+}
+
+struct Sockets {
+    a_rtp: UdpSocket,
+    a_rtcp: UdpSocket,
+    b_rtp: UdpSocket,
+    b_rtcp: UdpSocket,
+}
+
+/// Where one stream (RTP or RTCP of one leg) is sent, and whether its
+/// source is latched.
+#[derive(Default)]
+struct Peer {
+    /// Destination from SDP, replaced by the latched source.
+    dest: Option<SocketAddr>,
+    latched: bool,
+}
+
+impl Peer {
+    /// Accept (and maybe latch) a packet from `src`; false → drop it.
+    #[inline]
+    fn accept(&mut self, src: SocketAddr) -> bool {
+        if self.latched {
+            return self.dest == Some(src);
+        }
+        self.dest = Some(src);
+        self.latched = true;
+        true
+    }
+
+    fn retarget(&mut self, dest: Option<SocketAddr>) {
+        self.dest = dest;
+        self.latched = false;
+    }
+}
+
+fn usable(addr: SocketAddr) -> Option<SocketAddr> {
+    (!addr.ip().is_unspecified() && addr.port() != 0).then_some(addr)
+}
+
+async fn run(
+    s: Sockets,
+    mut control: mpsc::UnboundedReceiver<Control>,
+    stats: Arc<RelayStats>,
+    _ports: (PortPair, PortPair),
+) {
+    let mut peers = [Peer::default(), Peer::default(), Peer::default(), Peer::default()];
+    const A_RTP: usize = 0;
+    const A_RTCP: usize = 1;
+    const B_RTP: usize = 2;
+    const B_RTCP: usize = 3;
+    let mut bufs = [[0u8; 2048]; 4];
+    loop {
+        let [b0, b1, b2, b3] = &mut bufs;
+        let (from, to, len, src, rtcp) = tokio::select! {
+            biased;
+            ctl = control.recv() => {
+                match ctl {
+                    Some(Control::Target(side, t)) => {
+                        let (rtp, rtcp) = match side { Side::A => (A_RTP, A_RTCP), Side::B => (B_RTP, B_RTCP) };
+                        peers[rtp].retarget(usable(t.rtp));
+                        peers[rtcp].retarget(usable(if t.rtcp_mux { t.rtp } else { t.rtcp }));
+                    }
+                    None => return,
+                }
+                continue;
+            }
+            r = s.a_rtp.recv_from(b0) => { let Ok((n, src)) = r else { continue }; (A_RTP, B_RTP, n, src, false) }
+            r = s.b_rtp.recv_from(b2) => { let Ok((n, src)) = r else { continue }; (B_RTP, A_RTP, n, src, false) }
+            r = s.a_rtcp.recv_from(b1) => { let Ok((n, src)) = r else { continue }; (A_RTCP, B_RTCP, n, src, true) }
+            r = s.b_rtcp.recv_from(b3) => { let Ok((n, src)) = r else { continue }; (B_RTCP, A_RTCP, n, src, true) }
+        };
+        let packet = &bufs[from][..len];
+        let valid = if rtcp { is_rtcp(packet) } else { is_rtp(packet) || is_rtcp(packet) };
+        if !valid || !peers[from].accept(src) {
+            stats.dropped.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
+        let Some(dest) = peers[to].dest else {
+            stats.dropped.fetch_add(1, Ordering::Relaxed);
+            continue;
+        };
+        let out = match to {
+            A_RTP => &s.a_rtp,
+            A_RTCP => &s.a_rtcp,
+            B_RTP => &s.b_rtp,
+            _ => &s.b_rtcp,
+        };
+        if out.send_to(packet, dest).await.is_err() {
+            stats.dropped.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
+        if !rtcp {
+            let counter = if from == A_RTP { &stats.a_to_b } else { &stats.b_to_a };
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}

@@ -1,0 +1,351 @@
+//! SIP wire helpers on top of the rsip types from rsipstack's `sip` module:
+//! parse with mandatory-header checks, field accessors that never panic,
+//! response routing per RFC 3581, and a best-effort `400` for messages the
+//! parser rejects.
+
+use std::net::{IpAddr, SocketAddr};
+
+use rsipstack::sip::headers::make_header;
+use rsipstack::sip::prelude::*;
+use rsipstack::sip::{Header, Method, Request, Response, SipMessage, Uri};
+
+/// Largest SIP message accepted over UDP.
+pub const MAX_MESSAGE_SIZE: usize = 64 * 1024;
+
+/// Why a datagram is not a usable SIP message.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MessageError {
+    /// The bytes do not parse as SIP.
+    #[error("unparseable SIP: {0}")]
+    Parse(String),
+    /// A header every request/response must carry is absent or unreadable.
+    #[error("missing or invalid {0} header")]
+    MissingHeader(&'static str),
+    /// CSeq method differs from the request method.
+    #[error("CSeq method does not match the request method")]
+    CSeqMismatch,
+    /// The message is larger than [`MAX_MESSAGE_SIZE`].
+    #[error("message too large")]
+    TooLarge,
+}
+
+/// Parse a datagram and check what every later layer relies on: Via (with a
+/// branch), From, To, Call-ID and a numeric CSeq whose method matches.
+pub fn parse(data: &[u8]) -> Result<SipMessage, MessageError> {
+    if data.len() > MAX_MESSAGE_SIZE {
+        return Err(MessageError::TooLarge);
+    }
+    let msg = rsipstack::sip::parser::parse_message(data)
+        .map_err(|e| MessageError::Parse(e.to_string()))?;
+    validate(&msg)?;
+    Ok(msg)
+}
+
+fn validate(msg: &SipMessage) -> Result<(), MessageError> {
+    top_via_branch(msg).ok_or(MessageError::MissingHeader("Via"))?;
+    msg.from_header().map_err(|_| MessageError::MissingHeader("From"))?;
+    msg.to_header().map_err(|_| MessageError::MissingHeader("To"))?;
+    call_id(msg).ok_or(MessageError::MissingHeader("Call-ID"))?;
+    let (_, method) = cseq(msg).ok_or(MessageError::MissingHeader("CSeq"))?;
+    if let SipMessage::Request(req) = msg {
+        if req.method != method && !(req.method == Method::Ack && method == Method::Ack) {
+            return Err(MessageError::CSeqMismatch);
+        }
+    }
+    Ok(())
+}
+
+/// The Call-ID value.
+pub fn call_id(msg: &impl HeadersExt) -> Option<&str> {
+    msg.call_id_header().ok().map(|h| h.value().trim()).filter(|v| !v.is_empty())
+}
+
+/// CSeq number and method.
+pub fn cseq(msg: &impl HeadersExt) -> Option<(u32, Method)> {
+    let h = msg.cseq_header().ok()?;
+    Some((h.seq().ok()?, h.method().ok()?))
+}
+
+/// Branch parameter of the top Via.
+pub fn top_via_branch(msg: &impl HeadersExt) -> Option<String> {
+    let via = msg.top_via_header().ok()?.typed().ok()?;
+    via.branch().map(|b| b.to_string()).filter(|b| !b.is_empty())
+}
+
+/// Tag of the From header.
+pub fn from_tag(msg: &impl HeadersExt) -> Option<String> {
+    msg.from_header().ok()?.tag().ok().flatten().map(|t| t.to_string())
+}
+
+/// Tag of the To header.
+pub fn to_tag(msg: &impl HeadersExt) -> Option<String> {
+    msg.to_header().ok()?.tag().ok().flatten().map(|t| t.to_string())
+}
+
+/// User part of a URI (`sip:+1555@host` → `+1555`; `tel:+1555` → `+1555`).
+pub fn uri_user(uri: &Uri) -> Option<String> {
+    if let Some(user) = uri.user() {
+        return Some(user.to_string());
+    }
+    // tel: URIs carry the number as the host part.
+    let text = uri.to_string();
+    text.strip_prefix("tel:").map(|rest| rest.split(';').next().unwrap_or("").to_string())
+}
+
+/// The number the caller presents: user of `P-Asserted-Identity` if present
+/// and readable, else of `From`.
+pub fn caller_identity(req: &Request) -> Option<String> {
+    if let Some(pai) = req.header_value("P-Asserted-Identity") {
+        // PAI may hold several identities (sip and tel); take the first
+        // with a user part.
+        for part in pai.split(',') {
+            if let Some(user) = uri_in_name_addr(part).and_then(|u| uri_user(&u)) {
+                return Some(user);
+            }
+        }
+    }
+    let from = req.from_header().ok()?;
+    uri_user(&from.uri().ok()?)
+}
+
+/// Parse the URI inside a name-addr (`"Name" <sip:x@y>;tag=1`) or addr-spec.
+pub fn uri_in_name_addr(value: &str) -> Option<Uri> {
+    let value = value.trim();
+    let inner = match (value.find('<'), value.rfind('>')) {
+        (Some(start), Some(end)) if start < end => &value[start + 1..end],
+        _ => value.split(';').next().unwrap_or(value),
+    };
+    Uri::try_from(inner).ok()
+}
+
+/// Where a response to `req` goes (RFC 3261 §18.2.2 with RFC 3581): with
+/// `rport` (or a sent-by that is not the source IP) to the packet's source;
+/// otherwise to the source IP on the Via's port.
+pub fn response_destination(req: &Request, src: SocketAddr) -> SocketAddr {
+    let Some(via) = req.top_via_header().ok().and_then(|v| v.typed().ok()) else {
+        return src;
+    };
+    if via.rport().is_some() {
+        return src;
+    }
+    let sent_by = via.sent_by();
+    let port = sent_by.port.as_ref().map(|p| p.value()).unwrap_or(5060);
+    let same_host = sent_by.host.to_string().parse::<IpAddr>().ok() == Some(src.ip());
+    if same_host {
+        SocketAddr::new(src.ip(), port)
+    } else {
+        // NAT or a host name: the source is the only address we can trust.
+        SocketAddr::new(src.ip(), if via.received().is_some() { port } else { src.port() })
+    }
+}
+
+/// Build a response to `req`: copies Via, From, To (adding `to_tag` when the
+/// request had none), Call-ID and CSeq; adds `extra` headers and `body`.
+pub fn response(
+    req: &Request,
+    status: u16,
+    to_tag: Option<&str>,
+    extra: &[(&str, String)],
+    body: Option<(&str, Vec<u8>)>,
+) -> Response {
+    let mut headers = rsipstack::sip::Headers::default();
+    for h in req.headers.iter() {
+        match h {
+            Header::Via(_) | Header::From(_) | Header::CallId(_) | Header::CSeq(_) => {
+                headers.push(h.clone())
+            }
+            Header::To(to) => {
+                let value = to.value().trim().to_string();
+                let has_tag = to.tag().ok().flatten().is_some();
+                let value = match (to_tag, has_tag) {
+                    (Some(tag), false) => format!("{value};tag={tag}"),
+                    _ => value,
+                };
+                headers.push(make_header("To", value));
+            }
+            _ => {}
+        }
+    }
+    finish(&mut headers, extra, body.as_ref().map(|(ct, b)| (*ct, b.len())));
+    Response {
+        status_code: status.into(),
+        wire_reason: None,
+        version: rsipstack::sip::Version::V2,
+        headers,
+        body: body.map(|(_, b)| b).unwrap_or_default(),
+    }
+}
+
+/// Append `extra` headers, then Content-Type (if a body) and Content-Length.
+pub fn finish(
+    headers: &mut rsipstack::sip::Headers,
+    extra: &[(&str, String)],
+    body: Option<(&str, usize)>,
+) {
+    for (name, value) in extra {
+        headers.push(make_header(name, value.clone()));
+    }
+    match body {
+        Some((content_type, len)) => {
+            headers.push(make_header("Content-Type", content_type.to_string()));
+            headers.push(make_header("Content-Length", len.to_string()));
+        }
+        None => headers.push(make_header("Content-Length", "0".into())),
+    }
+}
+
+/// Build a request from scratch: `headers` in order, then Content-Type and
+/// Content-Length. Nothing is copied from any other message.
+pub fn request(method: Method, uri: Uri, headers: &[(&str, String)], body: Option<(&str, Vec<u8>)>) -> Request {
+    let mut hs = rsipstack::sip::Headers::default();
+    finish(&mut hs, headers, body.as_ref().map(|(ct, b)| (*ct, b.len())));
+    Request {
+        method,
+        uri,
+        version: rsipstack::sip::Version::V2,
+        headers: hs,
+        body: body.map(|(_, b)| b).unwrap_or_default(),
+    }
+}
+
+/// Whether the message carries an SDP body.
+pub fn has_sdp(msg: &impl HeadersExt, body: &[u8]) -> bool {
+    !body.is_empty()
+        && msg
+            .header_value("Content-Type")
+            .is_some_and(|ct| ct.to_ascii_lowercase().starts_with("application/sdp"))
+}
+
+/// Best effort `400 Bad Request` for a datagram the parser rejected: when
+/// the text is a request whose Via, From, To, Call-ID and CSeq lines can be
+/// found, echo them back; otherwise `None` (drop it).
+pub fn bad_request_for(data: &[u8], reason: &str) -> Option<Vec<u8>> {
+    let text = std::str::from_utf8(data.get(..data.len().min(MAX_MESSAGE_SIZE))?).ok()?;
+    let head = text.split("\r\n\r\n").next()?;
+    let mut lines = head.split("\r\n");
+    let start = lines.next()?;
+    if start.starts_with("SIP/") || !start.ends_with("SIP/2.0") {
+        return None;
+    }
+    if start.starts_with("ACK ") {
+        return None; // never answer an ACK
+    }
+    let mut out = String::from("SIP/2.0 400 Bad Request\r\n");
+    let mut found = [false; 5];
+    let wanted = [
+        ("via", "v"),
+        ("from", "f"),
+        ("to", "t"),
+        ("call-id", "i"),
+        ("cseq", ""),
+    ];
+    for line in lines {
+        let Some((name, value)) = line.split_once(':') else { continue };
+        let name = name.trim().to_ascii_lowercase();
+        for (i, (long, short)) in wanted.iter().enumerate() {
+            if name == *long || (!short.is_empty() && name == *short) {
+                found[i] = true;
+                let canonical = ["Via", "From", "To", "Call-ID", "CSeq"][i];
+                out.push_str(canonical);
+                out.push_str(": ");
+                out.push_str(value.trim());
+                out.push_str("\r\n");
+            }
+        }
+    }
+    if !found.iter().all(|f| *f) {
+        return None;
+    }
+    let reason: String = reason.chars().filter(|c| !c.is_control() && *c != '"').take(120).collect();
+    out.push_str(&format!("Warning: 399 maskline \"{reason}\"\r\nContent-Length: 0\r\n\r\n"));
+    Some(out.into_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const INVITE: &str = "INVITE sip:+15550000001@127.0.0.1:5060 SIP/2.0\r\n\
+Via: SIP/2.0/UDP 10.0.0.5:5070;branch=z9hG4bK776asdhds;rport\r\n\
+Max-Forwards: 70\r\n\
+To: <sip:+15550000001@127.0.0.1>\r\n\
+From: \"Alice\" <sip:+14155550101@10.0.0.5>;tag=1928301774\r\n\
+Call-ID: a84b4c76e66710@10.0.0.5\r\n\
+CSeq: 314159 INVITE\r\n\
+Contact: <sip:alice@10.0.0.5:5070>\r\n\
+Content-Length: 0\r\n\r\n";
+
+    #[test]
+    fn parses_and_reads_fields() {
+        let SipMessage::Request(req) = parse(INVITE.as_bytes()).unwrap() else { panic!() };
+        assert_eq!(call_id(&req), Some("a84b4c76e66710@10.0.0.5"));
+        assert_eq!(cseq(&req), Some((314159, Method::Invite)));
+        assert_eq!(top_via_branch(&req).as_deref(), Some("z9hG4bK776asdhds"));
+        assert_eq!(from_tag(&req).as_deref(), Some("1928301774"));
+        assert_eq!(to_tag(&req), None);
+        assert_eq!(caller_identity(&req).as_deref(), Some("+14155550101"));
+        assert_eq!(uri_user(&req.uri).as_deref(), Some("+15550000001"));
+    }
+
+    #[test]
+    fn pai_wins_over_from() {
+        let text = INVITE.replace(
+            "Contact:",
+            "P-Asserted-Identity: <sip:+14155550999@carrier.example>\r\nContact:",
+        );
+        let SipMessage::Request(req) = parse(text.as_bytes()).unwrap() else { panic!() };
+        assert_eq!(caller_identity(&req).as_deref(), Some("+14155550999"));
+    }
+
+    #[test]
+    fn compact_headers_parse() {
+        let text = "INVITE sip:+15550000001@127.0.0.1 SIP/2.0\r\nv: SIP/2.0/UDP 10.0.0.5;branch=z9hG4bKx\r\nt: <sip:+15550000001@127.0.0.1>\r\nf: <sip:+14155550101@10.0.0.5>;tag=a\r\ni: abc\r\nCSeq: 1 INVITE\r\nl: 0\r\n\r\n";
+        let SipMessage::Request(req) = parse(text.as_bytes()).unwrap() else { panic!() };
+        assert_eq!(call_id(&req), Some("abc"));
+    }
+
+    #[test]
+    fn missing_headers_and_mismatch_rejected() {
+        let no_callid = INVITE.replace("Call-ID: a84b4c76e66710@10.0.0.5\r\n", "");
+        assert_eq!(parse(no_callid.as_bytes()).unwrap_err(), MessageError::MissingHeader("Call-ID"));
+        let mismatch = INVITE.replace("CSeq: 314159 INVITE", "CSeq: 314159 BYE");
+        assert_eq!(parse(mismatch.as_bytes()).unwrap_err(), MessageError::CSeqMismatch);
+        assert!(parse(b"garbage").is_err());
+        assert!(parse(&[0xff; 10]).is_err());
+    }
+
+    #[test]
+    fn response_routing_rfc3581() {
+        let SipMessage::Request(req) = parse(INVITE.as_bytes()).unwrap() else { panic!() };
+        let src: SocketAddr = "192.0.2.1:40000".parse().unwrap();
+        assert_eq!(response_destination(&req, src), src);
+        let no_rport = INVITE.replace(";rport", "");
+        let SipMessage::Request(req) = parse(no_rport.as_bytes()).unwrap() else { panic!() };
+        let src: SocketAddr = "10.0.0.5:40000".parse().unwrap();
+        assert_eq!(response_destination(&req, src), "10.0.0.5:5070".parse().unwrap());
+    }
+
+    #[test]
+    fn response_copies_dialog_headers_and_adds_tag() {
+        let SipMessage::Request(req) = parse(INVITE.as_bytes()).unwrap() else { panic!() };
+        let resp = response(&req, 486, Some("xyz"), &[], None);
+        let text = String::from_utf8(resp.to_bytes()).unwrap();
+        assert!(text.starts_with("SIP/2.0 486 Busy Here\r\n"), "{text}");
+        assert!(text.contains("To: <sip:+15550000001@127.0.0.1>;tag=xyz\r\n"));
+        assert!(text.contains("Call-ID: a84b4c76e66710@10.0.0.5\r\n"));
+        assert!(text.contains("CSeq: 314159 INVITE\r\n"));
+        assert!(!text.contains("Contact"));
+        assert!(text.ends_with("Content-Length: 0\r\n\r\n"));
+    }
+
+    #[test]
+    fn bad_request_echoes_dialog_headers() {
+        let broken = INVITE.replace("CSeq: 314159 INVITE", "CSeq: 314159 INVITE\r\nContent-Length: abc");
+        let out = String::from_utf8(bad_request_for(broken.as_bytes(), "bad \"length\"").unwrap()).unwrap();
+        assert!(out.starts_with("SIP/2.0 400 Bad Request\r\n"));
+        assert!(out.contains("Call-ID: a84b4c76e66710@10.0.0.5\r\n"));
+        assert!(bad_request_for(b"SIP/2.0 200 OK\r\n\r\n", "x").is_none());
+        assert!(bad_request_for(b"\x00\x01", "x").is_none());
+    }
+}

@@ -1,0 +1,7 @@
+//! SIP: wire helpers, numbers, causes and transactions.
+
+pub mod e164;
+pub mod ids;
+pub mod message;
+pub mod q850;
+pub mod transaction;
