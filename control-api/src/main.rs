@@ -1,1 +1,130 @@
-fn main() {}
+//! The `maskline` binary: `serve`, `check-config`, `tenant create`,
+//! `numbers add`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use maskline::service::admin;
+use maskline::store::Store;
+use maskline::util::time::Clock;
+use tracing_subscriber::EnvFilter;
+
+#[derive(Debug, Parser)]
+#[command(name = "maskline", version, about = "Phone-number masking B2BUA")]
+struct Cli {
+    /// Config file (default: $MASKLINE_CONFIG, then ./maskline.toml, then built-in defaults).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Run SIP + RTP + HTTP.
+    Serve,
+    /// Load and validate the configuration, then exit.
+    CheckConfig,
+    /// Manage tenants.
+    Tenant {
+        #[command(subcommand)]
+        command: TenantCmd,
+    },
+    /// Manage masked-number pools.
+    Numbers {
+        #[command(subcommand)]
+        command: NumbersCmd,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TenantCmd {
+    /// Create a tenant; prints its id and a new API key.
+    Create {
+        /// Tenant name (A–Z a–z 0–9 . _ -).
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum NumbersCmd {
+    /// Add masked numbers to a tenant's pool.
+    Add {
+        /// Tenant name or id.
+        tenant: String,
+        /// E.164 numbers, e.g. +15550000001.
+        #[arg(required = true, value_name = "E164")]
+        numbers: Vec<String>,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let default_level = match cli.command {
+        Cmd::Serve => "info",
+        _ => "warn",
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level)))
+        .with_writer(std::io::stderr)
+        .init();
+
+    let loaded = match sip_config::Config::load(cli.config.as_deref()) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = match cli.command {
+        Cmd::CheckConfig => {
+            println!("config OK ({})", describe(loaded.source.as_deref()));
+            Ok(())
+        }
+        Cmd::Serve => {
+            tracing::info!(config = %describe(loaded.source.as_deref()), "starting");
+            maskline::serve(loaded.config).await.map_err(anyhow::Error::from)
+        }
+        Cmd::Tenant { command: TenantCmd::Create { name } } => tenant_create(&loaded.config, &name).await,
+        Cmd::Numbers { command: NumbersCmd::Add { tenant, numbers } } => {
+            numbers_add(&loaded.config, &tenant, &numbers).await
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn describe(source: Option<&Path>) -> String {
+    source.map_or_else(|| "built-in defaults".to_string(), |p| p.display().to_string())
+}
+
+async fn open_store(config: &sip_config::Config) -> anyhow::Result<Store> {
+    Store::open(&config.store.url).await.context("cannot open the store")
+}
+
+async fn tenant_create(config: &sip_config::Config, name: &str) -> anyhow::Result<()> {
+    let store = open_store(config).await?;
+    let res = admin::create_tenant(&store, name, &Clock::system()).await;
+    store.close().await;
+    let (tenant, key) = res?;
+    println!("tenant id: {}", tenant.id);
+    println!("api key: {key}");
+    Ok(())
+}
+
+async fn numbers_add(config: &sip_config::Config, tenant: &str, numbers: &[String]) -> anyhow::Result<()> {
+    let store = open_store(config).await?;
+    let res = admin::add_numbers(&store, tenant, numbers, &Clock::system()).await;
+    store.close().await;
+    let (tenant, added) = res?;
+    println!("added {} number(s) to tenant `{}` ({}): {}", added.len(), tenant.name, tenant.id, added.join(" "));
+    Ok(())
+}

@@ -69,6 +69,9 @@ pub struct CallEnd<'a> {
     pub by: &'a str,
     /// Final SIP status, if any.
     pub sip_status: Option<i64>,
+    /// Whether the engine says the call was answered (even if the answer
+    /// event was never recorded).
+    pub answered: bool,
     /// Final state when the call was answered (`completed`).
     pub state_if_answered: &'a str,
     /// Final state when it was not (`failed` or `cancelled`).
@@ -141,7 +144,7 @@ pub async fn end(conn: &mut AnyConnection, id: &str, e: &CallEnd<'_>) -> Result<
         "UPDATE calls SET ended_at = $2, hangup_cause = $3, hangup_by = $4, sip_status = $5, \
          duration_ms = CASE WHEN answered_at IS NULL THEN 0 \
                             WHEN $2 > answered_at THEN $2 - answered_at ELSE 0 END, \
-         state = CASE WHEN answered_at IS NULL THEN $7 ELSE $6 END \
+         state = CASE WHEN answered_at IS NOT NULL OR $8 = 1 THEN $6 ELSE $7 END \
          WHERE id = $1 AND ended_at IS NULL",
     )
     .bind(id)
@@ -151,6 +154,7 @@ pub async fn end(conn: &mut AnyConnection, id: &str, e: &CallEnd<'_>) -> Result<
     .bind(e.sip_status)
     .bind(e.state_if_answered)
     .bind(e.state_if_unanswered)
+    .bind(i64::from(e.answered))
     .execute(&mut *conn)
     .await?;
     Ok(done.rows_affected() == 1)

@@ -6,8 +6,8 @@
 //! - [`rewrite`] turns a peer's SDP into the one Maskline sends on the other
 //!   leg ([`RewriteParams`]).
 //!
-//! Parsing uses `rtc-sdp` behind a tolerant front end (see [`parse`]'s
-//! docs): real SIP peers send SDP that a strict RFC 8866 parser rejects
+//! Parsing uses `rtc-sdp` behind a tolerant front end (documented in
+//! `sdp/parse.rs`): real SIP peers send SDP that a strict RFC 8866 parser rejects
 //! (no `t=`, lines out of order, LF-only line ends, `u=` that is not a URL,
 //! unknown line types), and the parser never panics on network input.
 

@@ -1,5 +1,6 @@
 //! SIP: wire helpers, numbers, causes and transactions.
 
+pub mod dialog;
 pub mod e164;
 pub mod ids;
 pub mod message;

@@ -506,12 +506,18 @@ mod tests {
     #[test]
     fn parse_reason_variants() {
         let cases: &[(&str, Option<Cause>)] = &[
-            ("Q.850;cause=16;text=\"NORMAL_CLEARING\"", Some(NORMAL_CLEARING)),
+            (
+                "Q.850;cause=16;text=\"NORMAL_CLEARING\"",
+                Some(NORMAL_CLEARING),
+            ),
             ("Q.850;cause=17", Some(USER_BUSY)),
             ("q.850 ; cause = 18 ; text=\"x\"", Some(NO_USER_RESPONSE)),
             // Text naming another code does not override the code.
             ("Q.850;cause=17;text=\"MEDIA_TIMEOUT\"", Some(USER_BUSY)),
-            ("Q.850;cause=102;text=\"media_timeout\"", Some(MEDIA_TIMEOUT)),
+            (
+                "Q.850;cause=102;text=\"media_timeout\"",
+                Some(MEDIA_TIMEOUT),
+            ),
             ("Q.850;text=\"a;b,c\";cause=21", Some(CALL_REJECTED)),
             (
                 "SIP;cause=200;text=\"Call completed elsewhere\", Q.850;cause=16",
@@ -536,8 +542,14 @@ mod tests {
     #[test]
     fn split_unquoted_respects_quotes_and_escapes() {
         assert_eq!(split_unquoted("a;b", ';'), vec!["a", "b"]);
-        assert_eq!(split_unquoted("a;\"b;c\";d", ';'), vec!["a", "\"b;c\"", "d"]);
-        assert_eq!(split_unquoted("\"x\\\";y\";z", ';'), vec!["\"x\\\";y\"", "z"]);
+        assert_eq!(
+            split_unquoted("a;\"b;c\";d", ';'),
+            vec!["a", "\"b;c\"", "d"]
+        );
+        assert_eq!(
+            split_unquoted("\"x\\\";y\";z", ';'),
+            vec!["\"x\\\";y\"", "z"]
+        );
         assert_eq!(split_unquoted("", ';'), vec![""]);
     }
 }

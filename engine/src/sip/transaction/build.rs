@@ -295,7 +295,7 @@ mod tests {
 
     #[test]
     fn hostile_request_gets_a_partial_response() {
-        let req = request("FOO sip:a@b SIP/2.0\r\n\r\n");
+        let req = request("INFO sip:a@b SIP/2.0\r\n\r\n");
         let resp = build_response(&req, StatusCode::BadRequest, Some("t"));
         assert_eq!(
             text(&resp.to_bytes()),

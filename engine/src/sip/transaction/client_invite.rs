@@ -149,8 +149,7 @@ impl ClientInviteTsx {
                 (ClientInviteState::Calling, TsxTimer::A) => {
                     self.transmits.push_back(self.request_bytes.clone());
                     self.retransmit_interval = backoff(self.retransmit_interval, None);
-                    self.timers
-                        .arm(TsxTimer::A, now + self.retransmit_interval);
+                    self.timers.arm(TsxTimer::A, now + self.retransmit_interval);
                 }
                 (ClientInviteState::Calling, TsxTimer::B) => {
                     self.events.push_back(ClientEvent::Timeout);
@@ -301,7 +300,9 @@ mod tests {
         assert_eq!(tsx.poll_event(), Some(ClientEvent::Response(busy.clone())));
 
         tsx.on_response(busy, clock.ms(600));
-        assert!(tsx.poll_transmit().is_some_and(|b| text(&b).starts_with("ACK ")));
+        assert!(tsx
+            .poll_transmit()
+            .is_some_and(|b| text(&b).starts_with("ACK ")));
         assert_eq!(tsx.poll_transmit(), None);
         assert_eq!(tsx.poll_event(), None);
 
@@ -347,7 +348,9 @@ mod tests {
         tsx.handle_timeout(clock.ms(16_000));
         assert_eq!(tsx.poll_transmit(), None);
         tsx.on_response(response(&invite(), 603), clock.ms(17_000));
-        assert!(tsx.poll_transmit().is_some_and(|b| text(&b).starts_with("ACK ")));
+        assert!(tsx
+            .poll_transmit()
+            .is_some_and(|b| text(&b).starts_with("ACK ")));
         assert!(matches!(tsx.poll_event(), Some(ClientEvent::Response(_))));
         assert!(tsx.is_terminated());
     }

@@ -106,17 +106,13 @@ impl ClientNonInviteTsx {
                     self.transmits.push_back(self.request_bytes.clone());
                     self.retransmit_interval =
                         backoff(self.retransmit_interval, Some(self.config.t2));
-                    self.timers
-                        .arm(TsxTimer::E, now + self.retransmit_interval);
+                    self.timers.arm(TsxTimer::E, now + self.retransmit_interval);
                 }
                 (ClientNonInviteState::Proceeding, TsxTimer::E) => {
                     self.transmits.push_back(self.request_bytes.clone());
                     self.timers.arm(TsxTimer::E, now + self.config.t2);
                 }
-                (
-                    ClientNonInviteState::Trying | ClientNonInviteState::Proceeding,
-                    TsxTimer::F,
-                ) => {
+                (ClientNonInviteState::Trying | ClientNonInviteState::Proceeding, TsxTimer::F) => {
                     self.events.push_back(ClientEvent::Timeout);
                     self.terminate();
                 }

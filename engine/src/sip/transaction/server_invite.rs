@@ -185,8 +185,7 @@ impl ServerInviteTsx {
                     }
                     self.retransmit_interval =
                         backoff(self.retransmit_interval, Some(self.config.t2));
-                    self.timers
-                        .arm(TsxTimer::G, now + self.retransmit_interval);
+                    self.timers.arm(TsxTimer::G, now + self.retransmit_interval);
                 }
                 (ServerInviteState::Completed, TsxTimer::H) => {
                     self.events.push_back(ServerEvent::Timeout);
@@ -296,10 +295,16 @@ mod tests {
         assert_eq!(tsx.poll_transmit(), None, "nothing sent yet");
         assert_eq!(tsx.respond(response(&invite(), 100), clock.ms(150)), Ok(()));
         assert_eq!(tsx.respond(response(&invite(), 180), clock.ms(200)), Ok(()));
-        assert!(tsx.poll_transmit().is_some_and(|b| text(&b).starts_with("SIP/2.0 100 ")));
-        assert!(tsx.poll_transmit().is_some_and(|b| text(&b).starts_with("SIP/2.0 180 ")));
+        assert!(tsx
+            .poll_transmit()
+            .is_some_and(|b| text(&b).starts_with("SIP/2.0 100 ")));
+        assert!(tsx
+            .poll_transmit()
+            .is_some_and(|b| text(&b).starts_with("SIP/2.0 180 ")));
         tsx.on_request(invite(), clock.ms(500));
-        assert!(tsx.poll_transmit().is_some_and(|b| text(&b).starts_with("SIP/2.0 180 ")));
+        assert!(tsx
+            .poll_transmit()
+            .is_some_and(|b| text(&b).starts_with("SIP/2.0 180 ")));
         assert_eq!(tsx.poll_transmit(), None);
         assert_eq!(tsx.state(), ServerInviteState::Proceeding);
         assert_eq!(tsx.poll_timeout(), None);
@@ -318,7 +323,9 @@ mod tests {
         assert_eq!(times(&sent), vec![500, 1_500, 3_500, 7_500, 11_500]);
         assert!(sent.iter().all(|(_, l)| l == "SIP/2.0 486 Busy Here"));
         tsx.on_request(invite(), clock.ms(12_100));
-        assert!(tsx.poll_transmit().is_some_and(|b| text(&b).starts_with("SIP/2.0 486 ")));
+        assert!(tsx
+            .poll_transmit()
+            .is_some_and(|b| text(&b).starts_with("SIP/2.0 486 ")));
         assert_eq!(
             tsx.respond(response(&invite(), 200), clock.ms(12_150)),
             Err(TsxError::InvalidState)
@@ -351,7 +358,10 @@ mod tests {
     fn ok_is_retransmitted_until_ack_received() {
         let clock = Clock::new();
         let mut tsx = udp(&clock);
-        assert_eq!(tsx.respond(response(&invite(), 200), clock.ms(1_000)), Ok(()));
+        assert_eq!(
+            tsx.respond(response(&invite(), 200), clock.ms(1_000)),
+            Ok(())
+        );
         assert_eq!(tsx.state(), ServerInviteState::Accepted);
         assert!(tsx.poll_transmit().is_some());
         let sent = sends(&mut tsx, &clock, 9_000);

@@ -52,9 +52,7 @@ impl TimerConfig {
         };
         match timer {
             TsxTimer::A | TsxTimer::E | TsxTimer::G => unreliable_only(self.t1),
-            TsxTimer::B | TsxTimer::F | TsxTimer::H | TsxTimer::L | TsxTimer::M => {
-                self.t1_x64()
-            }
+            TsxTimer::B | TsxTimer::F | TsxTimer::H | TsxTimer::L | TsxTimer::M => self.t1_x64(),
             TsxTimer::D => unreliable_only(TIMER_D_UNRELIABLE.max(self.t1_x64())),
             TsxTimer::I | TsxTimer::K => unreliable_only(self.t4),
             TsxTimer::J => unreliable_only(self.t1_x64()),
@@ -284,6 +282,9 @@ mod tests {
         let t2 = Duration::from_secs(4);
         assert_eq!(backoff(half, Some(t2)), Duration::from_secs(1));
         assert_eq!(backoff(Duration::from_secs(4), Some(t2)), t2);
-        assert_eq!(backoff(Duration::from_secs(4), None), Duration::from_secs(8));
+        assert_eq!(
+            backoff(Duration::from_secs(4), None),
+            Duration::from_secs(8)
+        );
     }
 }

@@ -1,0 +1,19 @@
+//! Thin HTTP handlers: extract, validate, call a service, render JSON.
+
+pub mod auth;
+pub mod body;
+pub mod calls;
+pub mod health;
+pub mod sessions;
+
+use crate::error::ApiError;
+
+/// Fallback for unknown paths: 404 `not_found`.
+pub async fn not_found() -> ApiError {
+    ApiError::NotFound("no such endpoint")
+}
+
+/// Fallback for a known path with the wrong method: 405.
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}

@@ -1,0 +1,186 @@
+//! Starting and stopping the whole service: store, tenants, engine,
+//! recovery, workers, then HTTP (last, so a healthy `/healthz` means SIP,
+//! RTP and HTTP are all listening).
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use maskline_engine::{Engine, EngineHandle, StartError};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::app::{router, AppState};
+use crate::service::bootstrap::{self, BootstrapError, DevKey};
+use crate::service::recovery::{self, RecoveryReport};
+use crate::service::sessions::SessionService;
+use crate::service::ttl::{self, TtlTimers};
+use crate::service::engine_events;
+use crate::store::{Store, StoreError};
+use crate::util::time::Clock;
+
+/// Knobs that are not configuration (tests inject a clock).
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// Source of "now" for sessions and TTLs.
+    pub clock: Clock,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        ServeOptions { clock: Clock::system() }
+    }
+}
+
+/// Why the service could not start or stopped abnormally.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// The store could not be opened or migrated.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Applying the configured tenants failed.
+    #[error(transparent)]
+    Bootstrap(#[from] BootstrapError),
+    /// The engine could not start.
+    #[error(transparent)]
+    Engine(#[from] StartError),
+    /// The HTTP listener could not be bound.
+    #[error("http.listen: cannot bind {addr}: {source}")]
+    BindHttp {
+        /// Address from `[http] listen`.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The HTTP server failed while running.
+    #[error("http server failed: {0}")]
+    Http(std::io::Error),
+}
+
+/// A started service.
+pub struct Running {
+    state: AppState,
+    engine: EngineHandle,
+    dev_key: Option<DevKey>,
+    recovery: RecoveryReport,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: JoinHandle<std::io::Result<()>>,
+    workers: Vec<JoinHandle<()>>,
+}
+
+/// Start everything per `config`; returns once HTTP is listening.
+pub async fn start(config: &sip_config::Config, options: ServeOptions) -> Result<Running, ServeError> {
+    let clock = options.clock;
+    let store = Store::open(&config.store.url).await?;
+    let dev_key = bootstrap::apply(&store, config, &clock).await?;
+
+    let started = Engine::start(config).await?;
+    let engine = started.handle;
+    tracing::info!(sip = %config.sip.listen, "engine started");
+
+    let (timers, expired, timer_task) = TtlTimers::spawn(clock.clone());
+    let sessions = SessionService::new(store.clone(), engine.clone(), timers, clock);
+    let recovery = recovery::recover(&sessions).await?;
+    let events_task = tokio::spawn(engine_events::run(store.clone(), started.events));
+    let expiry_task = tokio::spawn(ttl::run_expiry(sessions.clone(), expired));
+
+    let listener = tokio::net::TcpListener::bind(config.http.listen)
+        .await
+        .map_err(|source| ServeError::BindHttp { addr: config.http.listen, source })?;
+    let http_addr = listener.local_addr().map_err(|source| ServeError::BindHttp { addr: config.http.listen, source })?;
+    let state = AppState { sessions, store, sip_addr: config.sip.listen, http_addr };
+    let app = router(state.clone());
+    let (shutdown, stop) = oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stop.await;
+            })
+            .await
+    });
+    tracing::info!(http = %http_addr, "control API listening");
+    Ok(Running {
+        state,
+        engine,
+        dev_key,
+        recovery,
+        shutdown: Some(shutdown),
+        server,
+        workers: vec![timer_task, events_task, expiry_task],
+    })
+}
+
+impl Running {
+    /// The bound HTTP address.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.state.http_addr
+    }
+
+    /// The SIP address (as configured).
+    pub fn sip_addr(&self) -> SocketAddr {
+        self.state.sip_addr
+    }
+
+    /// The engine handle.
+    pub fn engine(&self) -> &EngineHandle {
+        &self.engine
+    }
+
+    /// The session service.
+    pub fn sessions(&self) -> &SessionService {
+        &self.state.sessions
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.state.store
+    }
+
+    /// The dev tenant's key information, when the dev tenant is in use.
+    pub fn dev_key(&self) -> Option<&DevKey> {
+        self.dev_key.as_ref()
+    }
+
+    /// What start-up recovery did.
+    pub fn recovery(&self) -> &RecoveryReport {
+        &self.recovery
+    }
+
+    /// Run until `signal` resolves (or the HTTP server fails), then stop.
+    pub async fn run_until(mut self, signal: impl Future<Output = ()>) -> Result<(), ServeError> {
+        tokio::select! {
+            () = signal => self.shutdown().await,
+            res = &mut self.server => {
+                self.stop_workers().await;
+                server_result(res)
+            }
+        }
+    }
+
+    /// Stop: HTTP drains in-flight requests, workers stop, the store closes.
+    /// Timers need no saving: recovery re-arms them from the store.
+    pub async fn shutdown(mut self) -> Result<(), ServeError> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let res = (&mut self.server).await;
+        self.stop_workers().await;
+        server_result(res)
+    }
+
+    async fn stop_workers(&mut self) {
+        for w in self.workers.drain(..) {
+            w.abort();
+            let _ = w.await;
+        }
+        self.state.store.close().await;
+    }
+}
+
+fn server_result(res: Result<std::io::Result<()>, tokio::task::JoinError>) -> Result<(), ServeError> {
+    match res {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(ServeError::Http(e)),
+        Err(e) => Err(ServeError::Http(std::io::Error::other(e.to_string()))),
+    }
+}

@@ -1,0 +1,151 @@
+//! The engine event consumer: one task draining the engine's event stream in
+//! order and persisting each event (calls row, session columns and an
+//! `events` row in one transaction) before anything else sees it.
+
+use maskline_engine::{Direction, EngineEvent};
+use tokio::sync::mpsc;
+
+use crate::store::calls::{self, CallEnd, NewCall};
+use crate::store::events::{self, NewEvent};
+use crate::store::{sessions, Store, StoreError};
+use crate::util::time::system_time_to_ms;
+use crate::view::CallView;
+
+/// Q.850 cause of a call the caller abandoned before answer.
+const ORIGINATOR_CANCEL: &str = "ORIGINATOR_CANCEL";
+
+/// How often a failed write is retried before the event is dropped (logged).
+const ATTEMPTS: u32 = 3;
+
+/// Drain `events` until the engine closes the stream.
+pub async fn run(store: Store, mut events: mpsc::UnboundedReceiver<EngineEvent>) {
+    while let Some(event) = events.recv().await {
+        let mut attempt = 1;
+        loop {
+            match apply(&store, &event).await {
+                Ok(()) => break,
+                Err(e) if attempt < ATTEMPTS => {
+                    tracing::warn!(call_id = %event.call_id(), error = %e, attempt, "retrying engine event");
+                    tokio::time::sleep(std::time::Duration::from_millis(100 * u64::from(attempt))).await;
+                    attempt += 1;
+                }
+                Err(e) => {
+                    tracing::error!(call_id = %event.call_id(), session_id = %event.session_id(),
+                        error = %e, ?event, "engine event lost");
+                    break;
+                }
+            }
+        }
+    }
+    tracing::debug!("engine event stream closed");
+}
+
+/// Persist one engine event. Events about unknown sessions, unknown calls or
+/// out-of-order transitions change nothing.
+pub async fn apply(store: &Store, event: &EngineEvent) -> Result<(), StoreError> {
+    let mut tx = store.begin().await?;
+    let kind = match event {
+        EngineEvent::CallInitiated { call_id, session_id, direction, caller, callee, at } => {
+            let call = NewCall {
+                id: call_id,
+                session_id,
+                direction: match direction {
+                    Direction::Inbound => "inbound",
+                    Direction::Outbound => "outbound",
+                },
+                state: "ringing",
+                caller,
+                callee,
+                started_at: system_time_to_ms(*at),
+            };
+            if !calls::insert(&mut tx, &call).await? {
+                tracing::warn!(call_id = %call_id, session_id = %session_id,
+                    "call for an unknown session or already recorded; ignored");
+                return Ok(());
+            }
+            sessions::call_started(&mut tx, session_id, call_id).await?;
+            tracing::info!(call_id = %call_id, session_id = %session_id, "call initiated");
+            "call.initiated"
+        }
+        EngineEvent::CallRinging { call_id, .. } => {
+            if !calls::advance(&mut tx, call_id, "ringing", &["queued", "ringing"], None).await? {
+                return Ok(());
+            }
+            "call.ringing"
+        }
+        EngineEvent::CallAnswered { call_id, at, .. } => {
+            let at = Some(system_time_to_ms(*at));
+            if !calls::advance(&mut tx, call_id, "answered", &["queued", "ringing"], at).await? {
+                return Ok(());
+            }
+            tracing::info!(call_id = %call_id, "call answered");
+            "call.answered"
+        }
+        EngineEvent::CallBridged { call_id, at, .. } => {
+            let at = Some(system_time_to_ms(*at));
+            if !calls::advance(&mut tx, call_id, "bridged", &["queued", "ringing", "answered"], at).await? {
+                return Ok(());
+            }
+            "call.bridged"
+        }
+        EngineEvent::CallHangup { call_id, session_id, cause, sip_status, hangup_by, answered, at, media } => {
+            let end = CallEnd {
+                ended_at: system_time_to_ms(*at),
+                cause,
+                by: hangup_by.as_str(),
+                sip_status: sip_status.map(i64::from),
+                answered: *answered,
+                state_if_answered: "completed",
+                state_if_unanswered: if cause == ORIGINATOR_CANCEL { "cancelled" } else { "failed" },
+            };
+            if !calls::end(&mut tx, call_id, &end).await? {
+                return Ok(());
+            }
+            sessions::call_ended(&mut tx, session_id, call_id).await?;
+            tracing::info!(call_id = %call_id, session_id = %session_id, cause = %cause,
+                hangup_by = hangup_by.as_str(), a_to_b = media.a_to_b_packets,
+                b_to_a = media.b_to_a_packets, dropped = media.dropped_packets, "call ended");
+            "call.hangup"
+        }
+    };
+    call_event(&mut tx, event.call_id(), kind, event_time_ms(event)).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// When an engine event happened, in unix ms.
+fn event_time_ms(event: &EngineEvent) -> i64 {
+    match event {
+        EngineEvent::CallInitiated { at, .. }
+        | EngineEvent::CallRinging { at, .. }
+        | EngineEvent::CallAnswered { at, .. }
+        | EngineEvent::CallBridged { at, .. }
+        | EngineEvent::CallHangup { at, .. } => system_time_to_ms(*at),
+    }
+}
+
+/// Append a call event (`data` = the Call object as it now is).
+pub(crate) async fn call_event(
+    conn: &mut sqlx::AnyConnection,
+    call_id: &str,
+    kind: &str,
+    at_ms: i64,
+) -> Result<(), StoreError> {
+    let Some(call) = calls::get(conn, call_id).await? else {
+        return Err(StoreError::Corrupt(format!("call {call_id} vanished inside its transaction")));
+    };
+    let data = CallView::from(&call).to_value();
+    events::insert(
+        conn,
+        &NewEvent {
+            tenant_id: &call.tenant_id,
+            session_id: Some(&call.session_id),
+            call_id: Some(&call.id),
+            kind,
+            data: &data,
+            created_at: at_ms,
+        },
+    )
+    .await?;
+    Ok(())
+}
