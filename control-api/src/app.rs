@@ -20,7 +20,7 @@ pub struct AppState {
     pub sessions: SessionService,
     /// The store.
     pub store: Store,
-    /// Where SIP listens (as configured / bound).
+    /// Where SIP listens (bound).
     pub sip_addr: SocketAddr,
     /// Where HTTP listens (bound).
     pub http_addr: SocketAddr,

@@ -76,7 +76,8 @@ pub async fn start(config: &sip_config::Config, options: ServeOptions) -> Result
 
     let started = Engine::start(config).await?;
     let engine = started.handle;
-    tracing::info!(sip = %config.sip.listen, "engine started");
+    let sip_addr = started.sip_addr;
+    tracing::info!(sip = %sip_addr, "engine started");
 
     let (timers, expired, timer_task) = TtlTimers::spawn(clock.clone());
     let sessions = SessionService::new(store.clone(), engine.clone(), timers, clock);
@@ -88,7 +89,7 @@ pub async fn start(config: &sip_config::Config, options: ServeOptions) -> Result
         .await
         .map_err(|source| ServeError::BindHttp { addr: config.http.listen, source })?;
     let http_addr = listener.local_addr().map_err(|source| ServeError::BindHttp { addr: config.http.listen, source })?;
-    let state = AppState { sessions, store, sip_addr: config.sip.listen, http_addr };
+    let state = AppState { sessions, store, sip_addr, http_addr };
     let app = router(state.clone());
     let (shutdown, stop) = oneshot::channel::<()>();
     let server = tokio::spawn(async move {
@@ -116,7 +117,7 @@ impl Running {
         self.state.http_addr
     }
 
-    /// The SIP address (as configured).
+    /// The bound SIP address.
     pub fn sip_addr(&self) -> SocketAddr {
         self.state.sip_addr
     }

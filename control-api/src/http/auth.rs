@@ -37,7 +37,7 @@ impl FromRequestParts<AppState> for Authed {
             .await?
             .ok_or(ApiError::Unauthenticated("unknown API key"))?;
         if let Some(app_id) = parts.headers.get(APP_ID_HEADER) {
-            if app_id.to_str().map(str::trim) != Ok(tenant.id.as_str()) {
+            if app_id.to_str().ok().map(str::trim) != Some(tenant.id.as_str()) {
                 return Err(ApiError::Unauthenticated("X-App-ID does not name the API key's tenant"));
             }
         }

@@ -749,7 +749,10 @@ impl Call {
         let Some(d) = self.dialog_mut(leg) else { return };
         let mut bye = d.new_request(Method::Bye, &sent_by, "UDP", &ids::new_branch(), Some(&contact), None);
         if let Some(cause) = cause {
+            // Keep Content-Length last.
+            bye.headers.retain(|h| !matches!(h, rsipstack::sip::Header::ContentLength(_)));
             bye.headers.push(rsipstack::sip::headers::make_header("Reason", q850::reason_header(cause)));
+            bye.headers.push(rsipstack::sip::headers::make_header("Content-Length", "0".into()));
         }
         let tsx = ClientNonInviteTsx::new(bye, Reliability::Unreliable, self.setup.timers, now);
         let dest = match leg {

@@ -113,11 +113,11 @@ async fn admit(shared: &Arc<Shared>, req: Request, src: SocketAddr) {
     if req.header_value("Max-Forwards").and_then(|v| v.trim().parse::<u32>().ok()) == Some(0) {
         return reject(shared, &req, src, 483, None).await;
     }
-    let dialled = message::uri_user(&req.uri).and_then(|u| e164::normalize(&u));
-    let caller = message::caller_identity(&req).and_then(|u| e164::normalize(&u));
-    let (Some(dialled), Some(caller)) = (dialled, caller) else {
+    let Some(dialled) = message::uri_user(&req.uri).and_then(|u| e164::normalize(&u)) else {
         return reject(shared, &req, src, 404, Some("UNALLOCATED_NUMBER")).await;
     };
+    // A caller that is not a number cannot be a party (403 below).
+    let caller = message::caller_identity(&req).unwrap_or_default();
     let (route, caller, callee) = match shared.routes.decide(&dialled, &caller) {
         RouteDecision::Dial { route, caller, callee } => (route, caller, callee),
         RouteDecision::NoRoute => return reject(shared, &req, src, 404, Some("UNALLOCATED_NUMBER")).await,

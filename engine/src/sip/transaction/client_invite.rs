@@ -82,10 +82,10 @@ impl ClientInviteTsx {
             events: VecDeque::new(),
         };
         if rel.is_unreliable() {
-            tsx.timers.arm(TsxTimer::A, now + timers.t1);
+            tsx.timers.arm(TsxTimer::A, now, timers.t1);
         }
         tsx.timers
-            .arm(TsxTimer::B, now + timers.duration(TsxTimer::B, rel));
+            .arm(TsxTimer::B, now, timers.duration(TsxTimer::B, rel));
         tsx
     }
 
@@ -108,9 +108,7 @@ impl ClientInviteTsx {
             (ClientInviteState::Calling | ClientInviteState::Proceeding, 200..=299) => {
                 self.state = ClientInviteState::Accepted;
                 self.timers.clear();
-                self.timers.arm(
-                    TsxTimer::M,
-                    now + self.config.duration(TsxTimer::M, self.rel),
+                self.timers.arm(TsxTimer::M, now, self.config.duration(TsxTimer::M, self.rel),
                 );
                 self.events.push_back(ClientEvent::Response(resp));
             }
@@ -128,7 +126,7 @@ impl ClientInviteTsx {
                     self.terminate();
                 } else {
                     self.state = ClientInviteState::Completed;
-                    self.timers.arm(TsxTimer::D, now + d);
+                    self.timers.arm(TsxTimer::D, now, d);
                 }
             }
             (ClientInviteState::Completed, 300..=699) => {
@@ -149,7 +147,7 @@ impl ClientInviteTsx {
                 (ClientInviteState::Calling, TsxTimer::A) => {
                     self.transmits.push_back(self.request_bytes.clone());
                     self.retransmit_interval = backoff(self.retransmit_interval, None);
-                    self.timers.arm(TsxTimer::A, now + self.retransmit_interval);
+                    self.timers.arm(TsxTimer::A, now, self.retransmit_interval);
                 }
                 (ClientInviteState::Calling, TsxTimer::B) => {
                     self.events.push_back(ClientEvent::Timeout);

@@ -64,10 +64,10 @@ impl ClientNonInviteTsx {
             events: VecDeque::new(),
         };
         if rel.is_unreliable() {
-            tsx.timers.arm(TsxTimer::E, now + timers.t1);
+            tsx.timers.arm(TsxTimer::E, now, timers.t1);
         }
         tsx.timers
-            .arm(TsxTimer::F, now + timers.duration(TsxTimer::F, rel));
+            .arm(TsxTimer::F, now, timers.duration(TsxTimer::F, rel));
         tsx
     }
 
@@ -89,7 +89,7 @@ impl ClientNonInviteTsx {
                     self.terminate();
                 } else {
                     self.state = ClientNonInviteState::Completed;
-                    self.timers.arm(TsxTimer::K, now + k);
+                    self.timers.arm(TsxTimer::K, now, k);
                 }
             }
             _ => {}
@@ -106,11 +106,11 @@ impl ClientNonInviteTsx {
                     self.transmits.push_back(self.request_bytes.clone());
                     self.retransmit_interval =
                         backoff(self.retransmit_interval, Some(self.config.t2));
-                    self.timers.arm(TsxTimer::E, now + self.retransmit_interval);
+                    self.timers.arm(TsxTimer::E, now, self.retransmit_interval);
                 }
                 (ClientNonInviteState::Proceeding, TsxTimer::E) => {
                     self.transmits.push_back(self.request_bytes.clone());
-                    self.timers.arm(TsxTimer::E, now + self.config.t2);
+                    self.timers.arm(TsxTimer::E, now, self.config.t2);
                 }
                 (ClientNonInviteState::Trying | ClientNonInviteState::Proceeding, TsxTimer::F) => {
                     self.events.push_back(ClientEvent::Timeout);

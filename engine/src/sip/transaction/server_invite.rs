@@ -107,7 +107,7 @@ impl ServerInviteTsx {
                     self.terminate();
                 } else {
                     self.state = ServerInviteState::Confirmed;
-                    self.timers.arm(TsxTimer::I, now + i);
+                    self.timers.arm(TsxTimer::I, now, i);
                 }
             }
             _ => {}
@@ -133,15 +133,13 @@ impl ServerInviteTsx {
             (ServerInviteState::Proceeding | ServerInviteState::Accepted, 200..=299) => {
                 if self.state == ServerInviteState::Proceeding {
                     self.state = ServerInviteState::Accepted;
-                    self.timers.arm(
-                        TsxTimer::L,
-                        now + self.config.duration(TsxTimer::L, self.rel),
+                    self.timers.arm(TsxTimer::L, now, self.config.duration(TsxTimer::L, self.rel),
                     );
                 }
                 self.send(resp);
                 if !self.ack_seen {
                     self.retransmit_interval = self.config.t1;
-                    self.timers.arm(TsxTimer::G, now + self.config.t1);
+                    self.timers.arm(TsxTimer::G, now, self.config.t1);
                 }
             }
             (ServerInviteState::Proceeding, 300..=699) => {
@@ -149,11 +147,9 @@ impl ServerInviteTsx {
                 self.send(resp);
                 if self.rel.is_unreliable() {
                     self.retransmit_interval = self.config.t1;
-                    self.timers.arm(TsxTimer::G, now + self.config.t1);
+                    self.timers.arm(TsxTimer::G, now, self.config.t1);
                 }
-                self.timers.arm(
-                    TsxTimer::H,
-                    now + self.config.duration(TsxTimer::H, self.rel),
+                self.timers.arm(TsxTimer::H, now, self.config.duration(TsxTimer::H, self.rel),
                 );
             }
             _ => return Err(TsxError::InvalidState),
@@ -185,7 +181,7 @@ impl ServerInviteTsx {
                     }
                     self.retransmit_interval =
                         backoff(self.retransmit_interval, Some(self.config.t2));
-                    self.timers.arm(TsxTimer::G, now + self.retransmit_interval);
+                    self.timers.arm(TsxTimer::G, now, self.retransmit_interval);
                 }
                 (ServerInviteState::Completed, TsxTimer::H) => {
                     self.events.push_back(ServerEvent::Timeout);

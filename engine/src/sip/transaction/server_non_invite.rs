@@ -100,7 +100,7 @@ impl ServerNonInviteTsx {
             self.terminate();
         } else {
             self.state = ServerNonInviteState::Completed;
-            self.timers.arm(TsxTimer::J, now + j);
+            self.timers.arm(TsxTimer::J, now, j);
         }
         Ok(())
     }
