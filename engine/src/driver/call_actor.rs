@@ -111,7 +111,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut inbox: mpsc::Receiver<ActorInpu
         let deadline = call.poll_timeout().map(tokio::time::Instant::from_std);
         tokio::select! {
             input = inbox.recv() => match input {
-                Some(ActorInput::Sip(leg, msg, from)) => call.on_message(leg, msg, from, Instant::now()),
+                Some(ActorInput::Sip(leg, msg, from)) => call.on_message(leg, *msg, from, Instant::now()),
                 Some(ActorInput::Hangup { cause, by, reply }) => {
                     let cause = q850::by_name(&cause).unwrap_or(q850::Cause { code: 16, name: "NORMAL_CLEARING" });
                     let live = call.hangup(cause, by, Instant::now());

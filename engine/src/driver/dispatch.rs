@@ -53,7 +53,7 @@ async fn handle_datagram(shared: &Arc<Shared>, data: &[u8], src: SocketAddr) {
     if let Some(entry) = shared.by_sip_call_id.get(&call_id).map(|e| e.clone()) {
         let (leg, call) = entry;
         // A full mailbox drops the datagram; the peer retransmits.
-        let _ = call.mailbox.try_send(super::shared::ActorInput::Sip(leg, msg, src));
+        let _ = call.mailbox.try_send(super::shared::ActorInput::Sip(leg, Box::new(msg), src));
         return;
     }
     let SipMessage::Request(req) = msg else {

@@ -18,7 +18,7 @@ use crate::sip::transaction::TimerConfig;
 /// Input of a call actor.
 pub(crate) enum ActorInput {
     /// A SIP message for one of the call's legs.
-    Sip(Leg, rsipstack::sip::SipMessage, SocketAddr),
+    Sip(Leg, Box<rsipstack::sip::SipMessage>, SocketAddr),
     /// End the call.
     Hangup {
         cause: String,

@@ -108,7 +108,10 @@ impl ClientInviteTsx {
             (ClientInviteState::Calling | ClientInviteState::Proceeding, 200..=299) => {
                 self.state = ClientInviteState::Accepted;
                 self.timers.clear();
-                self.timers.arm(TsxTimer::M, now, self.config.duration(TsxTimer::M, self.rel),
+                self.timers.arm(
+                    TsxTimer::M,
+                    now,
+                    self.config.duration(TsxTimer::M, self.rel),
                 );
                 self.events.push_back(ClientEvent::Response(resp));
             }

@@ -15,7 +15,7 @@ use rsipstack::sip::{Request, Response};
 
 use super::client_invite::{key_of, ClientEvent};
 use super::key::TsxKey;
-use super::timers::{backoff, Reliability, TimerConfig, TimerSet, TsxTimer};
+use super::timers::{backoff, Reliability, TimerConfig, TimerSet, TsxTimer, MIN_RETRANSMIT};
 
 /// States of the non-INVITE client transaction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,7 +110,8 @@ impl ClientNonInviteTsx {
                 }
                 (ClientNonInviteState::Proceeding, TsxTimer::E) => {
                     self.transmits.push_back(self.request_bytes.clone());
-                    self.timers.arm(TsxTimer::E, now, self.config.t2);
+                    self.timers
+                        .arm(TsxTimer::E, now, self.config.t2.max(MIN_RETRANSMIT));
                 }
                 (ClientNonInviteState::Trying | ClientNonInviteState::Proceeding, TsxTimer::F) => {
                     self.events.push_back(ClientEvent::Timeout);
@@ -243,6 +244,32 @@ mod tests {
         assert_eq!(tsx.poll_transmit(), None);
         assert_eq!(tsx.poll_timeout(), Some(clock.ms(5_300)));
         tsx.handle_timeout(clock.ms(5_300));
+        assert!(tsx.is_terminated());
+    }
+
+    #[test]
+    fn zero_t2_never_makes_a_timer_always_due() {
+        let clock = Clock::new();
+        let config = TimerConfig {
+            t2: Duration::ZERO,
+            ..TimerConfig::default()
+        };
+        let mut tsx =
+            ClientNonInviteTsx::new(options(), Reliability::Unreliable, config, clock.ms(0));
+        tsx.on_response(response(&options(), 100), clock.ms(0));
+        let mut last = clock.ms(0);
+        let mut fired = 0;
+        while let Some(at) = tsx.poll_timeout() {
+            assert!(
+                at > last || fired == 0,
+                "timer due again at the same instant"
+            );
+            tsx.handle_timeout(at);
+            last = at;
+            fired += 1;
+            assert!(fired <= 40_000, "timer F never came");
+        }
+        assert_eq!(last, clock.ms(32_000));
         assert!(tsx.is_terminated());
     }
 

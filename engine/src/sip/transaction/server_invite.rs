@@ -133,7 +133,10 @@ impl ServerInviteTsx {
             (ServerInviteState::Proceeding | ServerInviteState::Accepted, 200..=299) => {
                 if self.state == ServerInviteState::Proceeding {
                     self.state = ServerInviteState::Accepted;
-                    self.timers.arm(TsxTimer::L, now, self.config.duration(TsxTimer::L, self.rel),
+                    self.timers.arm(
+                        TsxTimer::L,
+                        now,
+                        self.config.duration(TsxTimer::L, self.rel),
                     );
                 }
                 self.send(resp);
@@ -149,7 +152,10 @@ impl ServerInviteTsx {
                     self.retransmit_interval = self.config.t1;
                     self.timers.arm(TsxTimer::G, now, self.config.t1);
                 }
-                self.timers.arm(TsxTimer::H, now, self.config.duration(TsxTimer::H, self.rel),
+                self.timers.arm(
+                    TsxTimer::H,
+                    now,
+                    self.config.duration(TsxTimer::H, self.rel),
                 );
             }
             _ => return Err(TsxError::InvalidState),

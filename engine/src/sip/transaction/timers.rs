@@ -165,10 +165,11 @@ pub(crate) struct TimerSet {
 }
 
 impl TimerSet {
-    /// Arms (or re-arms) `timer` to fire at `at`.
-    pub(crate) fn arm(&mut self, timer: TsxTimer, at: Instant) {
+    /// Arms (or re-arms) `timer` to fire `after` `now`. A deadline past
+    /// the end of `Instant` (an absurd configuration) is never armed.
+    pub(crate) fn arm(&mut self, timer: TsxTimer, now: Instant, after: Duration) {
         if let Some(slot) = self.deadlines.get_mut(timer.index()) {
-            *slot = Some(at);
+            *slot = now.checked_add(after);
         }
     }
 
@@ -208,13 +209,19 @@ impl TimerSet {
     }
 }
 
-/// The next retransmit interval: doubled, capped at `cap` when given.
+/// The shortest retransmit interval, so that a zero T1/T2 in the config
+/// cannot make a driver spin on a timer that is always due.
+pub(crate) const MIN_RETRANSMIT: Duration = Duration::from_millis(1);
+
+/// The next retransmit interval: doubled, capped at `cap` when given, and
+/// never below [`MIN_RETRANSMIT`].
 pub(crate) fn backoff(interval: Duration, cap: Option<Duration>) -> Duration {
     let doubled = interval.saturating_mul(2);
-    match cap {
+    let next = match cap {
         Some(cap) => doubled.min(cap),
         None => doubled,
-    }
+    };
+    next.max(MIN_RETRANSMIT)
 }
 
 #[cfg(test)]
@@ -264,16 +271,18 @@ mod tests {
         let base = Instant::now();
         let mut set = TimerSet::default();
         assert_eq!(set.next(), None);
-        set.arm(TsxTimer::B, base + Duration::from_secs(32));
-        set.arm(TsxTimer::A, base + Duration::from_millis(500));
+        set.arm(TsxTimer::B, base, Duration::from_secs(32));
+        set.arm(TsxTimer::A, base, Duration::from_millis(500));
         assert_eq!(set.next(), Some(base + Duration::from_millis(500)));
         assert!(set.take_due(base).is_empty());
         let due = set.take_due(base + Duration::from_secs(40));
         assert_eq!(due, vec![TsxTimer::A, TsxTimer::B]);
         assert_eq!(set.next(), None);
-        set.arm(TsxTimer::K, base);
+        set.arm(TsxTimer::K, base, Duration::ZERO);
         set.cancel(TsxTimer::K);
         assert_eq!(set.next(), None);
+        set.arm(TsxTimer::K, base, Duration::MAX);
+        assert_eq!(set.next(), None, "an overflowing deadline is not armed");
     }
 
     #[test]
