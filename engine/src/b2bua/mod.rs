@@ -11,3 +11,6 @@ pub mod call;
 pub mod outbound;
 
 pub use call::{Call, CallEvent, CallOutput, CallSetup, Leg};
+
+#[cfg(test)]
+mod tests;

@@ -99,7 +99,7 @@ mod tests {
 
     #[test]
     fn allocate_n_is_all_or_nothing() {
-        let pool = PortAllocator::new(30000, 30005);
+        let pool = PortAllocator::new(30000, 30004); // 30000/1, 30002/3
         let three: Option<[PortPair; 3]> = pool.allocate_n();
         assert!(three.is_none());
         assert_eq!(pool.available(), 2);

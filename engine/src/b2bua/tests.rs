@@ -1,0 +1,206 @@
+//! Whole-call scenarios on the sans-IO [`Call`] with a fake clock: the A and
+//! B peers are scripted messages, outputs are inspected as wire bytes.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use rsipstack::sip::SipMessage;
+
+use super::outbound::LocalIdentity;
+use super::*;
+use crate::sip::message;
+use crate::sip::transaction::TimerConfig;
+
+const A_NUMBER: &str = "+14155550101";
+const B_NUMBER: &str = "+14155550102";
+const MASKED: &str = "+15550000001";
+
+fn a_addr() -> SocketAddr {
+    "127.0.0.1:5070".parse().unwrap()
+}
+fn trunk() -> SocketAddr {
+    "127.0.0.1:5080".parse().unwrap()
+}
+
+fn setup() -> CallSetup {
+    CallSetup {
+        local: LocalIdentity { sent_by: "127.0.0.1:5060".into(), public_ip: "127.0.0.1".parse().unwrap() },
+        masked: MASKED.into(),
+        callee: B_NUMBER.into(),
+        b_dest: trunk(),
+        a_rtp_port: 20000,
+        b_rtp_port: 20002,
+        timers: TimerConfig::default(),
+        ring_timeout: Duration::from_secs(60),
+    }
+}
+
+fn a_invite() -> rsipstack::sip::Request {
+    let sdp = format!(
+        "v=0\r\no={A_NUMBER} 1 1 IN IP4 127.0.0.1\r\ns={A_NUMBER}\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 7000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
+    );
+    let text = format!(
+        "INVITE sip:{MASKED}@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKa1;rport\r\nFrom: \"{A_NUMBER}\" <sip:{A_NUMBER}@127.0.0.1:5070>;tag=atag\r\nTo: <sip:{MASKED}@127.0.0.1>\r\nCall-ID: a-call@127.0.0.1\r\nCSeq: 1 INVITE\r\nContact: <sip:{A_NUMBER}@127.0.0.1:5070>\r\nP-Asserted-Identity: <sip:{A_NUMBER}@127.0.0.1>\r\nRemote-Party-ID: <sip:{A_NUMBER}@127.0.0.1>\r\nDiversion: <sip:{A_NUMBER}@127.0.0.1>\r\nCall-Info: <sip:{A_NUMBER}@127.0.0.1>\r\nMax-Forwards: 70\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+        sdp.len()
+    );
+    match message::parse(text.as_bytes()).unwrap() {
+        SipMessage::Request(r) => r,
+        _ => unreachable!(),
+    }
+}
+
+/// Everything the call sent, as (destination, text), plus events.
+#[derive(Default)]
+struct Drained {
+    sent: Vec<(SocketAddr, String)>,
+    events: Vec<CallEvent>,
+}
+
+fn drain(call: &mut Call) -> Drained {
+    let mut d = Drained::default();
+    while let Some(out) = call.poll_output() {
+        match out {
+            CallOutput::Send { dest, bytes } => d.sent.push((dest, String::from_utf8_lossy(&bytes).into_owned())),
+            CallOutput::Event(e) => d.events.push(e),
+            CallOutput::Media(..) => {}
+        }
+    }
+    d
+}
+
+fn header<'a>(msg: &'a str, name: &str) -> &'a str {
+    msg.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+        .unwrap_or_else(|| panic!("no {name} in {msg}"))
+}
+
+/// B's response to the INVITE we sent it.
+fn b_response(b_invite: &str, status: &str, sdp: bool) -> SipMessage {
+    let body = if sdp {
+        "v=0\r\no=callee 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 8000 RTP/AVP 0\r\n"
+    } else {
+        ""
+    };
+    let ct = if sdp { "Content-Type: application/sdp\r\n" } else { "" };
+    let text = format!(
+        "SIP/2.0 {status}\r\nVia: {}\r\nFrom: {}\r\nTo: {};tag=btag\r\nCall-ID: {}\r\nCSeq: 1 INVITE\r\nContact: <sip:{B_NUMBER}@127.0.0.1:5080>\r\n{ct}Content-Length: {}\r\n\r\n{body}",
+        header(b_invite, "Via"),
+        header(b_invite, "From"),
+        header(b_invite, "To"),
+        header(b_invite, "Call-ID"),
+        body.len()
+    );
+    message::parse(text.as_bytes()).unwrap()
+}
+
+fn start() -> (Call, Instant, String) {
+    let now = Instant::now();
+    let mut call = Call::new(setup(), a_invite(), a_addr(), now).unwrap();
+    let d = drain(&mut call);
+    assert!(d.sent.iter().any(|(to, m)| *to == a_addr() && m.starts_with("SIP/2.0 100 ")));
+    let (_, b_invite) = d.sent.iter().find(|(to, m)| *to == trunk() && m.starts_with("INVITE ")).cloned().unwrap();
+    (call, now, b_invite)
+}
+
+#[test]
+fn b_leg_invite_shows_only_the_masked_number() {
+    let (_, _, b_invite) = start();
+    assert!(!b_invite.contains(&A_NUMBER[1..]), "A's number leaked:\n{b_invite}");
+    assert!(!b_invite.contains("a-call@"), "A's Call-ID leaked");
+    assert!(!b_invite.contains("atag"), "A's tag leaked");
+    assert!(header(&b_invite, "From").contains(MASKED));
+    assert!(header(&b_invite, "P-Asserted-Identity").contains(MASKED));
+    assert!(b_invite.starts_with(&format!("INVITE sip:{B_NUMBER}@127.0.0.1:5080 ")));
+    assert!(b_invite.contains("m=audio 20002 "));
+}
+
+#[test]
+fn answered_call_then_bye_from_a() {
+    let (mut call, now, b_invite) = start();
+    call.on_message(Leg::B, b_response(&b_invite, "180 Ringing", false), trunk(), now);
+    let d = drain(&mut call);
+    assert_eq!(d.events, vec![CallEvent::Ringing]);
+    assert!(d.sent.iter().any(|(to, m)| *to == a_addr() && m.starts_with("SIP/2.0 180 ")));
+
+    call.on_message(Leg::B, b_response(&b_invite, "200 OK", true), trunk(), now);
+    let d = drain(&mut call);
+    assert_eq!(d.events, vec![CallEvent::Answered]);
+    assert!(d.sent.iter().any(|(to, m)| *to == trunk() && m.starts_with("ACK sip:")));
+    let (_, ok) = d.sent.iter().find(|(to, m)| *to == a_addr() && m.starts_with("SIP/2.0 200 ")).unwrap();
+    assert!(ok.contains("m=audio 20000 "), "{ok}");
+    assert!(!ok.contains("callee"), "B's SDP o= leaked: {ok}");
+    let a_tag = header(ok, "To").split("tag=").nth(1).unwrap().to_string();
+
+    let ack = format!(
+        "ACK sip:{MASKED}@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKa2\r\nFrom: <sip:{A_NUMBER}@127.0.0.1:5070>;tag=atag\r\nTo: <sip:{MASKED}@127.0.0.1>;tag={a_tag}\r\nCall-ID: a-call@127.0.0.1\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n"
+    );
+    call.on_message(Leg::A, message::parse(ack.as_bytes()).unwrap(), a_addr(), now);
+    assert_eq!(drain(&mut call).events, vec![CallEvent::Bridged]);
+
+    let bye = ack.replace("ACK sip", "BYE sip").replace("CSeq: 1 ACK", "CSeq: 2 BYE").replace("z9hG4bKa2", "z9hG4bKa3");
+    call.on_message(Leg::A, message::parse(bye.as_bytes()).unwrap(), a_addr(), now);
+    let d = drain(&mut call);
+    assert!(d.sent.iter().any(|(to, m)| *to == a_addr() && m.starts_with("SIP/2.0 200 ") && m.contains("CSeq: 2 BYE")));
+    assert!(d.sent.iter().any(|(to, m)| *to == trunk() && m.starts_with("BYE sip:")));
+    assert!(matches!(
+        d.events.as_slice(),
+        [CallEvent::Hangup { by: crate::HangupBy::A, answered: true, sip_status: Some(200), .. }]
+    ));
+}
+
+#[test]
+fn busy_callee_is_relayed_with_reason() {
+    let (mut call, now, b_invite) = start();
+    call.on_message(Leg::B, b_response(&b_invite, "486 Busy Here", false), trunk(), now);
+    let d = drain(&mut call);
+    assert!(d.sent.iter().any(|(to, m)| *to == trunk() && m.starts_with("ACK ")), "non-2xx ACK to B");
+    let (_, busy) = d.sent.iter().find(|(to, m)| *to == a_addr() && m.starts_with("SIP/2.0 486 ")).unwrap();
+    assert!(busy.contains("Reason: Q.850;cause=17"), "{busy}");
+    assert!(matches!(d.events.as_slice(), [CallEvent::Hangup { by: crate::HangupBy::B, sip_status: Some(486), .. }]));
+}
+
+#[test]
+fn ring_timeout_cancels_b_and_answers_480() {
+    let (mut call, now, b_invite) = start();
+    call.on_message(Leg::B, b_response(&b_invite, "180 Ringing", false), trunk(), now);
+    drain(&mut call);
+    call.on_timeout(now + Duration::from_secs(61));
+    let d = drain(&mut call);
+    assert!(d.sent.iter().any(|(to, m)| *to == a_addr() && m.starts_with("SIP/2.0 480 ")));
+    assert!(d.sent.iter().any(|(to, m)| *to == trunk() && m.starts_with("CANCEL ")));
+    assert!(matches!(d.events.as_slice(), [CallEvent::Hangup { answered: false, .. }]));
+}
+
+#[test]
+fn hangup_command_on_answered_call_sends_bye_with_reason_both_ways() {
+    let (mut call, now, b_invite) = start();
+    call.on_message(Leg::B, b_response(&b_invite, "200 OK", true), trunk(), now);
+    drain(&mut call);
+    let cause = crate::sip::q850::by_name("NORMAL_CLEARING").unwrap();
+    assert!(call.hangup(cause, crate::HangupBy::Ttl, now));
+    let d = drain(&mut call);
+    let byes: Vec<_> = d.sent.iter().filter(|(_, m)| m.starts_with("BYE ")).collect();
+    assert_eq!(byes.len(), 2);
+    assert!(byes.iter().all(|(_, m)| m.contains("Reason: Q.850;cause=16")));
+    assert!(!call.hangup(cause, crate::HangupBy::Ttl, now), "second hangup is a no-op");
+}
+
+#[test]
+fn cancel_from_a_before_answer_and_200_crossing_it() {
+    let (mut call, now, b_invite) = start();
+    call.on_message(Leg::B, b_response(&b_invite, "180 Ringing", false), trunk(), now);
+    drain(&mut call);
+    let cancel = format!(
+        "CANCEL sip:{MASKED}@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKa1;rport\r\nFrom: <sip:{A_NUMBER}@127.0.0.1:5070>;tag=atag\r\nTo: <sip:{MASKED}@127.0.0.1>\r\nCall-ID: a-call@127.0.0.1\r\nCSeq: 1 CANCEL\r\nContent-Length: 0\r\n\r\n"
+    );
+    call.on_message(Leg::A, message::parse(cancel.as_bytes()).unwrap(), a_addr(), now);
+    let d = drain(&mut call);
+    assert!(d.sent.iter().any(|(_, m)| m.starts_with("SIP/2.0 200 ") && m.contains("CANCEL")));
+    assert!(d.sent.iter().any(|(_, m)| m.starts_with("SIP/2.0 487 ")));
+    assert!(d.sent.iter().any(|(to, m)| *to == trunk() && m.starts_with("CANCEL ")));
+    // B's 200 crosses our CANCEL: ACK it, then BYE it.
+    call.on_message(Leg::B, b_response(&b_invite, "200 OK", true), trunk(), now);
+    let d = drain(&mut call);
+    assert!(d.sent.iter().any(|(to, m)| *to == trunk() && m.starts_with("ACK ")));
+    assert!(d.sent.iter().any(|(to, m)| *to == trunk() && m.starts_with("BYE ")));
+}
