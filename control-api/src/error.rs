@@ -79,7 +79,11 @@ impl ApiError {
             let first = fields.iter().next().map(|(k, v)| format!("{k}: {v}"));
             if let Some(first) = first {
                 let more = fields.len().saturating_sub(1);
-                let msg = if more == 0 { first } else { format!("{first} (and {more} more)") };
+                let msg = if more == 0 {
+                    first
+                } else {
+                    format!("{first} (and {more} more)")
+                };
                 obj.insert("message".into(), serde_json::Value::String(msg));
             }
             obj.insert("fields".into(), serde_json::json!(fields));
@@ -136,7 +140,11 @@ mod tests {
             (ApiError::Unauthenticated("x"), 401, "unauthenticated"),
             (ApiError::NotFound("x"), 404, "not_found"),
             (ApiError::NumberPoolExhausted, 409, "number_pool_exhausted"),
-            (ApiError::PayloadTooLarge { limit: 1 }, 413, "payload_too_large"),
+            (
+                ApiError::PayloadTooLarge { limit: 1 },
+                413,
+                "payload_too_large",
+            ),
             (ApiError::Internal("secret detail".into()), 500, "internal"),
         ];
         for (e, status, code) in cases {

@@ -42,7 +42,11 @@ pub async fn serve(config: sip_config::Config) -> Result<(), ServeError> {
         }
         None => {}
     }
-    println!("maskline listening: SIP {} · HTTP http://{}", running.sip_addr(), running.http_addr());
+    println!(
+        "maskline listening: SIP {} · HTTP http://{}",
+        running.sip_addr(),
+        running.http_addr()
+    );
     running.run_until(shutdown_signal()).await
 }
 

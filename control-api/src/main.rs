@@ -68,7 +68,9 @@ async fn main() -> ExitCode {
         _ => "warn",
     };
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level)))
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level)),
+        )
         .with_writer(std::io::stderr)
         .init();
 
@@ -86,12 +88,16 @@ async fn main() -> ExitCode {
         }
         Cmd::Serve => {
             tracing::info!(config = %describe(loaded.source.as_deref()), "starting");
-            maskline::serve(loaded.config).await.map_err(anyhow::Error::from)
+            maskline::serve(loaded.config)
+                .await
+                .map_err(anyhow::Error::from)
         }
-        Cmd::Tenant { command: TenantCmd::Create { name } } => tenant_create(&loaded.config, &name).await,
-        Cmd::Numbers { command: NumbersCmd::Add { tenant, numbers } } => {
-            numbers_add(&loaded.config, &tenant, &numbers).await
-        }
+        Cmd::Tenant {
+            command: TenantCmd::Create { name },
+        } => tenant_create(&loaded.config, &name).await,
+        Cmd::Numbers {
+            command: NumbersCmd::Add { tenant, numbers },
+        } => numbers_add(&loaded.config, &tenant, &numbers).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -103,11 +109,16 @@ async fn main() -> ExitCode {
 }
 
 fn describe(source: Option<&Path>) -> String {
-    source.map_or_else(|| "built-in defaults".to_string(), |p| p.display().to_string())
+    source.map_or_else(
+        || "built-in defaults".to_string(),
+        |p| p.display().to_string(),
+    )
 }
 
 async fn open_store(config: &sip_config::Config) -> anyhow::Result<Store> {
-    Store::open(&config.store.url).await.context("cannot open the store")
+    Store::open(&config.store.url)
+        .await
+        .context("cannot open the store")
 }
 
 async fn tenant_create(config: &sip_config::Config, name: &str) -> anyhow::Result<()> {
@@ -120,11 +131,21 @@ async fn tenant_create(config: &sip_config::Config, name: &str) -> anyhow::Resul
     Ok(())
 }
 
-async fn numbers_add(config: &sip_config::Config, tenant: &str, numbers: &[String]) -> anyhow::Result<()> {
+async fn numbers_add(
+    config: &sip_config::Config,
+    tenant: &str,
+    numbers: &[String],
+) -> anyhow::Result<()> {
     let store = open_store(config).await?;
     let res = admin::add_numbers(&store, tenant, numbers, &Clock::system()).await;
     store.close().await;
     let (tenant, added) = res?;
-    println!("added {} number(s) to tenant `{}` ({}): {}", added.len(), tenant.name, tenant.id, added.join(" "));
+    println!(
+        "added {} number(s) to tenant `{}` ({}): {}",
+        added.len(),
+        tenant.name,
+        tenant.id,
+        added.join(" ")
+    );
     Ok(())
 }

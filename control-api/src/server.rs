@@ -11,10 +11,10 @@ use tokio::task::JoinHandle;
 
 use crate::app::{router, AppState};
 use crate::service::bootstrap::{self, BootstrapError, DevKey};
+use crate::service::engine_events;
 use crate::service::recovery::{self, RecoveryReport};
 use crate::service::sessions::SessionService;
 use crate::service::ttl::{self, TtlTimers};
-use crate::service::engine_events;
 use crate::store::{Store, StoreError};
 use crate::util::time::Clock;
 
@@ -27,7 +27,9 @@ pub struct ServeOptions {
 
 impl Default for ServeOptions {
     fn default() -> Self {
-        ServeOptions { clock: Clock::system() }
+        ServeOptions {
+            clock: Clock::system(),
+        }
     }
 }
 
@@ -69,7 +71,10 @@ pub struct Running {
 }
 
 /// Start everything per `config`; returns once HTTP is listening.
-pub async fn start(config: &sip_config::Config, options: ServeOptions) -> Result<Running, ServeError> {
+pub async fn start(
+    config: &sip_config::Config,
+    options: ServeOptions,
+) -> Result<Running, ServeError> {
     let clock = options.clock;
     let store = Store::open(&config.store.url).await?;
     let dev_key = bootstrap::apply(&store, config, &clock).await?;
@@ -87,9 +92,22 @@ pub async fn start(config: &sip_config::Config, options: ServeOptions) -> Result
 
     let listener = tokio::net::TcpListener::bind(config.http.listen)
         .await
-        .map_err(|source| ServeError::BindHttp { addr: config.http.listen, source })?;
-    let http_addr = listener.local_addr().map_err(|source| ServeError::BindHttp { addr: config.http.listen, source })?;
-    let state = AppState { sessions, store, sip_addr, http_addr };
+        .map_err(|source| ServeError::BindHttp {
+            addr: config.http.listen,
+            source,
+        })?;
+    let http_addr = listener
+        .local_addr()
+        .map_err(|source| ServeError::BindHttp {
+            addr: config.http.listen,
+            source,
+        })?;
+    let state = AppState {
+        sessions,
+        store,
+        sip_addr,
+        http_addr,
+    };
     let app = router(state.clone());
     let (shutdown, stop) = oneshot::channel::<()>();
     let server = tokio::spawn(async move {
@@ -178,7 +196,9 @@ impl Running {
     }
 }
 
-fn server_result(res: Result<std::io::Result<()>, tokio::task::JoinError>) -> Result<(), ServeError> {
+fn server_result(
+    res: Result<std::io::Result<()>, tokio::task::JoinError>,
+) -> Result<(), ServeError> {
     match res {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(ServeError::Http(e)),

@@ -36,7 +36,7 @@ pub use flows::{bridge_call, dial, BridgedCall, CallEnds};
 pub use ports::{PortBlock, SippPorts};
 pub use rtp::{RtpEndpoint, PAYLOAD_LEN};
 pub use server::Maskline;
-pub use sip::{Dialog, InviteSpec, OutgoingInvite, SipMessage, SipPeer};
+pub use sip::{Dialog, InviteSpec, OutgoingInvite, SipMessage, SipPeer, WAIT};
 pub use sipp::{Sipp, SippOptions, SippOutcome};
 pub use wait::wait_for;
 

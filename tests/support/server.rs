@@ -204,12 +204,22 @@ impl Maskline {
         }
     }
 
-    /// Stops the process with SIGTERM and starts it again on the same
-    /// config, data dir and ports.
-    pub async fn restart(&mut self) -> Result<()> {
-        self.stop().await?;
+    /// Starts the process again after [`Maskline::stop`], on the same
+    /// config, data dir and ports, and waits until it is ready.
+    pub async fn start_again(&mut self) -> Result<()> {
+        if self.child.is_some() {
+            return Err(E2eError::Unexpected("maskline is still running".into()));
+        }
         self.spawn()?;
         self.wait_ready().await
+    }
+
+    /// Stops the process with SIGTERM (bounded wait) and starts it again on
+    /// the same config, data dir and ports. Returns how the old one exited.
+    pub async fn restart(&mut self) -> Result<ExitStatus> {
+        let status = self.stop().await?;
+        self.start_again().await?;
+        Ok(status)
     }
 
     /// The block of ports of this instance.

@@ -23,22 +23,35 @@ pub struct Authed(pub TenantRow);
 impl FromRequestParts<AppState> for Authed {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let Some(key) = parts.headers.get(API_KEY_HEADER) else {
             return Err(ApiError::Unauthenticated("missing X-API-Key header"));
         };
-        let key = key.to_str().map_err(|_| ApiError::Unauthenticated("unknown API key"))?.trim();
+        let key = key
+            .to_str()
+            .map_err(|_| ApiError::Unauthenticated("unknown API key"))?
+            .trim();
         if key.is_empty() {
             return Err(ApiError::Unauthenticated("missing X-API-Key header"));
         }
         let hash = hash_api_key(key);
-        let mut conn = state.store.pool().acquire().await.map_err(|e| ApiError::Internal(e.to_string()))?;
+        let mut conn = state
+            .store
+            .pool()
+            .acquire()
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
         let tenant = tenants::find_by_key_hash(&mut conn, &hash)
             .await?
             .ok_or(ApiError::Unauthenticated("unknown API key"))?;
         if let Some(app_id) = parts.headers.get(APP_ID_HEADER) {
             if app_id.to_str().ok().map(str::trim) != Some(tenant.id.as_str()) {
-                return Err(ApiError::Unauthenticated("X-App-ID does not name the API key's tenant"));
+                return Err(ApiError::Unauthenticated(
+                    "X-App-ID does not name the API key's tenant",
+                ));
             }
         }
         Ok(Authed(tenant))

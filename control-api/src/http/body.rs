@@ -18,7 +18,9 @@ impl<S: Send + Sync> FromRequest<S> for JsonObject {
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
             if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::PayloadTooLarge { limit: BODY_LIMIT_BYTES }
+                ApiError::PayloadTooLarge {
+                    limit: BODY_LIMIT_BYTES,
+                }
             } else {
                 ApiError::field("body", "could not read the request body")
             }
@@ -30,7 +32,10 @@ impl<S: Send + Sync> FromRequest<S> for JsonObject {
 /// Parse bytes as a JSON object, naming `body` in the 422 when it is not.
 pub fn parse_object(bytes: &[u8]) -> Result<serde_json::Map<String, serde_json::Value>, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::field("body", "must be a JSON object; the body is empty"));
+        return Err(ApiError::field(
+            "body",
+            "must be a JSON object; the body is empty",
+        ));
     }
     match serde_json::from_slice::<serde_json::Value>(bytes) {
         Ok(serde_json::Value::Object(map)) => Ok(map),
@@ -61,6 +66,9 @@ mod tests {
         assert!(field_message(parse_object(b"")).contains("empty"));
         assert!(field_message(parse_object(b"{\"a\":")).starts_with("malformed JSON"));
         assert_eq!(field_message(parse_object(b"[1]")), "must be a JSON object");
-        assert_eq!(field_message(parse_object(b"\"x\"")), "must be a JSON object");
+        assert_eq!(
+            field_message(parse_object(b"\"x\"")),
+            "must be a JSON object"
+        );
     }
 }

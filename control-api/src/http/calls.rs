@@ -15,7 +15,14 @@ pub async fn get(
     Authed(tenant): Authed,
     Path(id): Path<String>,
 ) -> Result<Json<CallView>, ApiError> {
-    let mut conn = state.store.pool().acquire().await.map_err(|e| ApiError::Internal(e.to_string()))?;
-    let call = calls::get_for_tenant(&mut conn, &tenant.id, &id).await?.ok_or(ApiError::NotFound("no such call"))?;
+    let mut conn = state
+        .store
+        .pool()
+        .acquire()
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let call = calls::get_for_tenant(&mut conn, &tenant.id, &id)
+        .await?
+        .ok_or(ApiError::NotFound("no such call"))?;
     Ok(Json(CallView::from(&call)))
 }

@@ -56,7 +56,10 @@ pub async fn complete(
 
 /// Check a create-session body against the contract and the tenant's
 /// limits. Every bad field is reported at once.
-pub fn validate_create(body: &Map<String, Value>, tenant: &TenantRow) -> Result<NewSession, ApiError> {
+pub fn validate_create(
+    body: &Map<String, Value>,
+    tenant: &TenantRow,
+) -> Result<NewSession, ApiError> {
     let mut errors = BTreeMap::new();
     for key in body.keys() {
         if !FIELDS.contains(&key.as_str()) {
@@ -97,16 +100,25 @@ pub fn validate_create(body: &Map<String, Value>, tenant: &TenantRow) -> Result<
                 None
             }
             Some(t) if t > max => {
-                errors.insert("ttl_minutes".into(), format!("must be at most {max} (the tenant's max_ttl_minutes)"));
+                errors.insert(
+                    "ttl_minutes".into(),
+                    format!("must be at most {max} (the tenant's max_ttl_minutes)"),
+                );
                 None
             }
             Some(t) => Some(t),
             None if v.as_u64().is_some() => {
-                errors.insert("ttl_minutes".into(), format!("must be at most {max} (the tenant's max_ttl_minutes)"));
+                errors.insert(
+                    "ttl_minutes".into(),
+                    format!("must be at most {max} (the tenant's max_ttl_minutes)"),
+                );
                 None
             }
             None => {
-                errors.insert("ttl_minutes".into(), "must be a whole number of minutes".into());
+                errors.insert(
+                    "ttl_minutes".into(),
+                    "must be a whole number of minutes".into(),
+                );
                 None
             }
         },
@@ -140,9 +152,13 @@ pub fn validate_create(body: &Map<String, Value>, tenant: &TenantRow) -> Result<
     };
 
     match (party_a, party_b, ttl_minutes) {
-        (Some(party_a), Some(party_b), Some(ttl_minutes)) if errors.is_empty() => {
-            Ok(NewSession { party_a, party_b, ttl_minutes, record, metadata })
-        }
+        (Some(party_a), Some(party_b), Some(ttl_minutes)) if errors.is_empty() => Ok(NewSession {
+            party_a,
+            party_b,
+            ttl_minutes,
+            record,
+            metadata,
+        }),
         _ => Err(ApiError::Validation(errors)),
     }
 }
@@ -166,7 +182,9 @@ mod tests {
     }
 
     fn check(body: Value) -> Result<NewSession, BTreeMap<String, String>> {
-        let Value::Object(map) = body else { panic!("test body must be an object") };
+        let Value::Object(map) = body else {
+            panic!("test body must be an object")
+        };
         validate_create(&map, &tenant()).map_err(|e| match e {
             ApiError::Validation(f) => f,
             other => panic!("{other:?}"),
@@ -193,8 +211,10 @@ mod tests {
 
     #[test]
     fn full_body_accepted() {
-        let s = check(json!({"party_a": "+14155550101", "party_b": "+14155550102", "ttl_minutes": 240,
-            "record": true, "metadata": {"order": 42}}))
+        let s = check(
+            json!({"party_a": "+14155550101", "party_b": "+14155550102", "ttl_minutes": 240,
+            "record": true, "metadata": {"order": 42}}),
+        )
         .unwrap_or_else(|e| panic!("{e:?}"));
         assert_eq!((s.ttl_minutes, s.record), (240, true));
         assert_eq!(s.metadata.get("order"), Some(&json!(42)));
@@ -208,23 +228,49 @@ mod tests {
             b[k] = v;
             b
         };
-        assert_eq!(errors(json!({"party_b": "+14155550102"}))["party_a"], "is required");
+        assert_eq!(
+            errors(json!({"party_b": "+14155550102"}))["party_a"],
+            "is required"
+        );
         assert_eq!(errors(with("party_a", json!("abc")))["party_a"], E164_HINT);
         assert!(errors(with("party_b", json!(14155550102u64)))["party_b"].starts_with(E164_HINT));
-        assert_eq!(errors(with("party_b", json!("14155550101")))["party_b"], "must differ from party_a");
-        assert_eq!(errors(with("ttl_minutes", json!(0)))["ttl_minutes"], "must be at least 1");
-        assert_eq!(errors(with("ttl_minutes", json!(1.5)))["ttl_minutes"], "must be a whole number of minutes");
-        assert_eq!(errors(with("ttl_minutes", json!("5")))["ttl_minutes"], "must be a whole number of minutes");
+        assert_eq!(
+            errors(with("party_b", json!("14155550101")))["party_b"],
+            "must differ from party_a"
+        );
+        assert_eq!(
+            errors(with("ttl_minutes", json!(0)))["ttl_minutes"],
+            "must be at least 1"
+        );
+        assert_eq!(
+            errors(with("ttl_minutes", json!(1.5)))["ttl_minutes"],
+            "must be a whole number of minutes"
+        );
+        assert_eq!(
+            errors(with("ttl_minutes", json!("5")))["ttl_minutes"],
+            "must be a whole number of minutes"
+        );
         assert_eq!(
             errors(with("ttl_minutes", json!(241)))["ttl_minutes"],
             "must be at most 240 (the tenant's max_ttl_minutes)"
         );
-        assert!(errors(with("ttl_minutes", json!(u64::MAX)))["ttl_minutes"].starts_with("must be at most 240"));
-        assert_eq!(errors(with("record", json!("yes")))["record"], "must be true or false");
-        assert_eq!(errors(with("metadata", json!([1])))["metadata"], "must be a JSON object");
+        assert!(errors(with("ttl_minutes", json!(u64::MAX)))["ttl_minutes"]
+            .starts_with("must be at most 240"));
+        assert_eq!(
+            errors(with("record", json!("yes")))["record"],
+            "must be true or false"
+        );
+        assert_eq!(
+            errors(with("metadata", json!([1])))["metadata"],
+            "must be a JSON object"
+        );
         let big = "x".repeat(METADATA_MAX_BYTES);
-        assert!(errors(with("metadata", json!({"k": big})))["metadata"].starts_with("must be at most 16384 bytes"));
-        assert_eq!(errors(with("colour", json!("red")))["colour"], "unknown field");
+        assert!(errors(with("metadata", json!({"k": big})))["metadata"]
+            .starts_with("must be at most 16384 bytes"));
+        assert_eq!(
+            errors(with("colour", json!("red")))["colour"],
+            "unknown field"
+        );
     }
 
     #[test]

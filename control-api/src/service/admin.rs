@@ -38,12 +38,18 @@ impl From<sqlx::Error> for AdminError {
 
 fn valid_name(name: &str) -> bool {
     (1..=64).contains(&name.len())
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
 /// Create a tenant with default limits and a fresh API key. Returns the
 /// tenant and the key (shown once; only its hash is stored).
-pub async fn create_tenant(store: &Store, name: &str, clock: &Clock) -> Result<(TenantRow, String), AdminError> {
+pub async fn create_tenant(
+    store: &Store,
+    name: &str,
+    clock: &Clock,
+) -> Result<(TenantRow, String), AdminError> {
     if !valid_name(name) {
         return Err(AdminError::InvalidName(name.to_string()));
     }
@@ -55,7 +61,14 @@ pub async fn create_tenant(store: &Store, name: &str, clock: &Clock) -> Result<(
     let limits = TenantLimits::from(&sip_config::TenantConfig::default());
     let tenant = tenants::insert(&mut tx, &ids::tenant_id(), name, &limits, now).await?;
     let key = ids::api_key();
-    tenants::insert_api_key(&mut tx, &ids::api_key_id(), &tenant.id, &ids::hash_api_key(&key), now).await?;
+    tenants::insert_api_key(
+        &mut tx,
+        &ids::api_key_id(),
+        &tenant.id,
+        &ids::hash_api_key(&key),
+        now,
+    )
+    .await?;
     tx.commit().await?;
     Ok((tenant, key))
 }
@@ -80,14 +93,18 @@ pub async fn add_numbers(
     let mut add: Vec<String> = Vec::new();
     for raw in raw_numbers {
         match classify(&mut tx, &t, raw).await? {
-            NumberStatus::Invalid => {
-                problems.push(format!("`{raw}` is not an E.164 number (e.g. +15550000001)"))
+            NumberStatus::Invalid => problems.push(format!(
+                "`{raw}` is not an E.164 number (e.g. +15550000001)"
+            )),
+            NumberStatus::Ours(n) => {
+                problems.push(format!("{n} is already in the pool of `{}`", t.name))
             }
-            NumberStatus::Ours(n) => problems.push(format!("{n} is already in the pool of `{}`", t.name)),
             NumberStatus::Theirs { number, owner } => {
                 problems.push(format!("{number} already belongs to tenant `{owner}`"))
             }
-            NumberStatus::Free(n) if add.contains(&n) => problems.push(format!("{n} is given twice")),
+            NumberStatus::Free(n) if add.contains(&n) => {
+                problems.push(format!("{n} is given twice"))
+            }
             NumberStatus::Free(n) => add.push(n),
         }
     }
@@ -111,33 +128,66 @@ mod tests {
         let dir = TempDir::new("admin");
         let s = store(&dir).await;
         let clock = Clock::manual(1);
-        let (acme, key) = create_tenant(&s, "acme", &clock).await.unwrap_or_else(|e| panic!("{e}"));
+        let (acme, key) = create_tenant(&s, "acme", &clock)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
         assert!(acme.id.starts_with("ten_"));
         assert!(key.starts_with("mk_"));
-        let err = create_tenant(&s, "acme", &clock).await.err().map(|e| e.to_string());
-        assert_eq!(err.as_deref(), Some("tenant `acme` already exists"));
-        assert!(matches!(create_tenant(&s, "a b", &clock).await, Err(AdminError::InvalidName(_))));
-        create_tenant(&s, "beta", &clock).await.unwrap_or_else(|e| panic!("{e}"));
-
-        let nums = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        let (_, added) =
-            add_numbers(&s, "acme", &nums(&["15550000001", "+1 555 000 0002"]), &clock).await.unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(added, nums(&["+15550000001", "+15550000002"]));
-
-        let err = add_numbers(&s, &acme.id, &nums(&["+15550000003", "x1", "+15550000001"]), &clock)
+        let err = create_tenant(&s, "acme", &clock)
             .await
             .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default();
+            .map(|e| e.to_string());
+        assert_eq!(err.as_deref(), Some("tenant `acme` already exists"));
+        assert!(matches!(
+            create_tenant(&s, "a b", &clock).await,
+            Err(AdminError::InvalidName(_))
+        ));
+        create_tenant(&s, "beta", &clock)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+
+        let nums = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let (_, added) = add_numbers(
+            &s,
+            "acme",
+            &nums(&["15550000001", "+1 555 000 0002"]),
+            &clock,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(added, nums(&["+15550000001", "+15550000002"]));
+
+        let err = add_numbers(
+            &s,
+            &acme.id,
+            &nums(&["+15550000003", "x1", "+15550000001"]),
+            &clock,
+        )
+        .await
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
         assert_eq!(
             err,
             "`x1` is not an E.164 number (e.g. +15550000001)\n+15550000001 is already in the pool of `acme`"
         );
-        let err = add_numbers(&s, "beta", &nums(&["+15550000002"]), &clock).await.err().map(|e| e.to_string());
-        assert_eq!(err.as_deref(), Some("+15550000002 already belongs to tenant `acme`"));
+        let err = add_numbers(&s, "beta", &nums(&["+15550000002"]), &clock)
+            .await
+            .err()
+            .map(|e| e.to_string());
+        assert_eq!(
+            err.as_deref(),
+            Some("+15550000002 already belongs to tenant `acme`")
+        );
         let mut c = s.pool().acquire().await.unwrap_or_else(|e| panic!("{e}"));
-        let pool = numbers::list_for_tenant(&mut c, &acme.id).await.map(|v| v.len()).ok();
+        let pool = numbers::list_for_tenant(&mut c, &acme.id)
+            .await
+            .map(|v| v.len())
+            .ok();
         assert_eq!(pool, Some(2), "+15550000003 not added: all or nothing");
-        assert!(matches!(add_numbers(&s, "nobody", &nums(&["+15550000009"]), &clock).await, Err(AdminError::UnknownTenant(_))));
+        assert!(matches!(
+            add_numbers(&s, "nobody", &nums(&["+15550000009"]), &clock).await,
+            Err(AdminError::UnknownTenant(_))
+        ));
     }
 }

@@ -92,7 +92,11 @@ impl From<sqlx::Error> for BootstrapError {
 
 /// Apply the config's tenants (or the dev tenant). Returns the dev key
 /// information when the dev tenant is in use.
-pub async fn apply(store: &Store, config: &sip_config::Config, clock: &Clock) -> Result<Option<DevKey>, BootstrapError> {
+pub async fn apply(
+    store: &Store,
+    config: &sip_config::Config,
+    clock: &Clock,
+) -> Result<Option<DevKey>, BootstrapError> {
     if config.tenants.is_empty() {
         return ensure_dev(store, clock).await.map(Some);
     }
@@ -121,21 +125,36 @@ async fn apply_tenant(
     for (key_index, key) in cfg.api_keys.iter().enumerate() {
         let hash = ids::hash_api_key(key);
         match tenants::key_owner(&mut tx, &hash).await? {
-            None => tenants::insert_api_key(&mut tx, &ids::api_key_id(), &tenant.id, &hash, now).await?,
+            None => {
+                tenants::insert_api_key(&mut tx, &ids::api_key_id(), &tenant.id, &hash, now).await?
+            }
             Some(owner) if owner == tenant.id => {}
             Some(owner) => {
                 let owner = tenant_name(&mut tx, &owner).await?;
-                return Err(BootstrapError::KeyOwned { index, key_index, owner });
+                return Err(BootstrapError::KeyOwned {
+                    index,
+                    key_index,
+                    owner,
+                });
             }
         }
     }
     for raw in &cfg.numbers {
         match classify(&mut tx, &tenant, raw).await? {
-            NumberStatus::Invalid => return Err(BootstrapError::InvalidNumber { index, number: raw.clone() }),
+            NumberStatus::Invalid => {
+                return Err(BootstrapError::InvalidNumber {
+                    index,
+                    number: raw.clone(),
+                })
+            }
             NumberStatus::Free(n) => numbers::insert(&mut tx, &n, &tenant.id, now).await?,
             NumberStatus::Ours(_) => {}
             NumberStatus::Theirs { number, owner } => {
-                return Err(BootstrapError::NumberOwned { index, number, owner })
+                return Err(BootstrapError::NumberOwned {
+                    index,
+                    number,
+                    owner,
+                })
             }
         }
     }
@@ -154,7 +173,14 @@ async fn ensure_dev(store: &Store, clock: &Clock) -> Result<DevKey, BootstrapErr
             let limits = TenantLimits::from(&sip_config::TenantConfig::default());
             let t = tenants::insert(&mut tx, &ids::tenant_id(), DEV_TENANT, &limits, now).await?;
             let key = ids::api_key();
-            tenants::insert_api_key(&mut tx, &ids::api_key_id(), &t.id, &ids::hash_api_key(&key), now).await?;
+            tenants::insert_api_key(
+                &mut tx,
+                &ids::api_key_id(),
+                &t.id,
+                &ids::hash_api_key(&key),
+                now,
+            )
+            .await?;
             (t, Some(key))
         }
     };
@@ -170,7 +196,10 @@ async fn ensure_dev(store: &Store, clock: &Clock) -> Result<DevKey, BootstrapErr
     // Write the key before committing: if the file cannot be written the
     // tenant is not created and the next start tries again.
     if let Some(key) = &created {
-        write_key_file(&path, key).map_err(|source| BootstrapError::KeyFile { path: path.clone(), source })?;
+        write_key_file(&path, key).map_err(|source| BootstrapError::KeyFile {
+            path: path.clone(),
+            source,
+        })?;
     }
     tx.commit().await?;
     Ok(match created {
@@ -228,12 +257,18 @@ pub(crate) async fn classify(
     Ok(match numbers::find(conn, &number).await? {
         None => NumberStatus::Free(number),
         Some(row) if row.tenant_id == tenant.id => NumberStatus::Ours(number),
-        Some(row) => NumberStatus::Theirs { number, owner: tenant_name(conn, &row.tenant_id).await? },
+        Some(row) => NumberStatus::Theirs {
+            number,
+            owner: tenant_name(conn, &row.tenant_id).await?,
+        },
     })
 }
 
 async fn tenant_name(conn: &mut AnyConnection, id: &str) -> Result<String, StoreError> {
-    Ok(tenants::find_by_id(conn, id).await?.map(|t| t.name).unwrap_or_else(|| id.to_string()))
+    Ok(tenants::find_by_id(conn, id)
+        .await?
+        .map(|t| t.name)
+        .unwrap_or_else(|| id.to_string()))
 }
 
 #[cfg(test)]
@@ -252,7 +287,10 @@ mod tests {
 
     async fn tenant_by_key(s: &Store, key: &str) -> Option<TenantRow> {
         let mut c = s.pool().acquire().await.ok()?;
-        tenants::find_by_key_hash(&mut c, &ids::hash_api_key(key)).await.ok().flatten()
+        tenants::find_by_key_hash(&mut c, &ids::hash_api_key(key))
+            .await
+            .ok()
+            .flatten()
     }
 
     #[tokio::test]
@@ -261,26 +299,42 @@ mod tests {
         let s = store(&dir).await;
         let clock = Clock::manual(1000);
         let config = sip_config::Config::default();
-        let first = apply(&s, &config, &clock).await.unwrap_or_else(|e| panic!("{e}"));
-        let Some(DevKey::Created { key, path }) = first else { panic!("{first:?}") };
+        let first = apply(&s, &config, &clock)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let Some(DevKey::Created { key, path }) = first else {
+            panic!("{first:?}")
+        };
         assert_eq!(path, s.data_dir().join(DEV_KEY_FILE));
         let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
         assert_eq!(on_disk.trim(), key);
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(&path).map(|m| m.permissions().mode() & 0o777).unwrap_or(0);
+            let mode = std::fs::metadata(&path)
+                .map(|m| m.permissions().mode() & 0o777)
+                .unwrap_or(0);
             assert_eq!(mode, 0o600);
         }
         let dev = tenant_by_key(&s, &key).await.map(|t| t.name);
         assert_eq!(dev.as_deref(), Some(DEV_TENANT));
 
-        let second = apply(&s, &config, &clock).await.unwrap_or_else(|e| panic!("{e}"));
+        let second = apply(&s, &config, &clock)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(second, Some(DevKey::Existing { path }));
         let mut c = s.pool().acquire().await.unwrap_or_else(|e| panic!("{e}"));
-        let t = tenants::find_by_name(&mut c, DEV_TENANT).await.ok().flatten().unwrap_or_else(|| panic!("dev"));
-        let pool: Vec<String> =
-            numbers::list_for_tenant(&mut c, &t.id).await.unwrap_or_default().into_iter().map(|n| n.e164).collect();
+        let t = tenants::find_by_name(&mut c, DEV_TENANT)
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| panic!("dev"));
+        let pool: Vec<String> = numbers::list_for_tenant(&mut c, &t.id)
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .map(|n| n.e164)
+            .collect();
         assert_eq!(pool, dev_numbers());
         assert_eq!(pool.first().map(String::as_str), Some("+15550000001"));
         assert_eq!(pool.last().map(String::as_str), Some("+15550000010"));
@@ -291,21 +345,42 @@ mod tests {
         let dir = TempDir::new("cfg");
         let s = store(&dir).await;
         let clock = Clock::manual(1000);
-        let mut config = sip_config::Config::default();
-        config.tenants = vec![tenant("acme", &["+15550000001", "15550000002"], &["k-acme"])];
+        let mut config = sip_config::Config {
+            tenants: vec![tenant(
+                "acme",
+                &["+15550000001", "15550000002"],
+                &["k-acme"],
+            )],
+            ..Default::default()
+        };
         assert_eq!(apply(&s, &config, &clock).await.ok(), Some(None));
-        let acme = tenant_by_key(&s, "k-acme").await.unwrap_or_else(|| panic!("acme by key"));
+        let acme = tenant_by_key(&s, "k-acme")
+            .await
+            .unwrap_or_else(|| panic!("acme by key"));
         assert_eq!(acme.max_ttl_minutes, 240);
 
         config.tenants[0].max_ttl_minutes = 30;
         config.tenants[0].numbers.push("+15550000003".into());
-        apply(&s, &config, &clock).await.unwrap_or_else(|e| panic!("{e}"));
-        let again = tenant_by_key(&s, "k-acme").await.unwrap_or_else(|| panic!("acme by key"));
+        apply(&s, &config, &clock)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let again = tenant_by_key(&s, "k-acme")
+            .await
+            .unwrap_or_else(|| panic!("acme by key"));
         assert_eq!(again.id, acme.id, "same tenant, updated");
         assert_eq!(again.max_ttl_minutes, 30);
         let mut c = s.pool().acquire().await.unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(numbers::list_for_tenant(&mut c, &acme.id).await.map(|v| v.len()).ok(), Some(3));
-        let dev = tenants::find_by_name(&mut c, DEV_TENANT).await.ok().flatten();
+        assert_eq!(
+            numbers::list_for_tenant(&mut c, &acme.id)
+                .await
+                .map(|v| v.len())
+                .ok(),
+            Some(3)
+        );
+        let dev = tenants::find_by_name(&mut c, DEV_TENANT)
+            .await
+            .ok()
+            .flatten();
         assert_eq!(dev, None, "no dev tenant when tenants are configured");
     }
 
@@ -314,17 +389,40 @@ mod tests {
         let dir = TempDir::new("conflict");
         let s = store(&dir).await;
         let clock = Clock::manual(1000);
-        let mut config = sip_config::Config::default();
-        config.tenants = vec![tenant("acme", &["+15550000001"], &["k1"]), tenant("beta", &["+15550000001"], &[])];
-        let err = apply(&s, &config, &clock).await.err().map(|e| e.to_string()).unwrap_or_default();
+        let mut config = sip_config::Config {
+            tenants: vec![
+                tenant("acme", &["+15550000001"], &["k1"]),
+                tenant("beta", &["+15550000001"], &[]),
+            ],
+            ..Default::default()
+        };
+        let err = apply(&s, &config, &clock)
+            .await
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert_eq!(err, "tenants[1].numbers: +15550000001 already belongs to tenant `acme`; remove it from one of them");
 
         config.tenants = vec![tenant("beta", &[], &["k1"])];
-        let err = apply(&s, &config, &clock).await.err().map(|e| e.to_string()).unwrap_or_default();
-        assert_eq!(err, "tenants[0].api_keys: key #0 is already a key of tenant `acme`");
+        let err = apply(&s, &config, &clock)
+            .await
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert_eq!(
+            err,
+            "tenants[0].api_keys: key #0 is already a key of tenant `acme`"
+        );
 
         config.tenants = vec![tenant("gamma", &["12ab"], &[])];
-        let err = apply(&s, &config, &clock).await.err().map(|e| e.to_string()).unwrap_or_default();
-        assert!(err.starts_with("tenants[0].numbers: `12ab` is not an E.164 number"), "{err}");
+        let err = apply(&s, &config, &clock)
+            .await
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            err.starts_with("tenants[0].numbers: `12ab` is not an E.164 number"),
+            "{err}"
+        );
     }
 }

@@ -26,12 +26,13 @@ pub async fn run(store: Store, mut events: mpsc::UnboundedReceiver<EngineEvent>)
                 Ok(()) => break,
                 Err(e) if attempt < ATTEMPTS => {
                     tracing::warn!(call_id = %event.call_id(), error = %e, attempt, "retrying engine event");
-                    tokio::time::sleep(std::time::Duration::from_millis(100 * u64::from(attempt))).await;
+                    tokio::time::sleep(std::time::Duration::from_millis(100 * u64::from(attempt)))
+                        .await;
                     attempt += 1;
                 }
                 Err(e) => {
                     tracing::error!(call_id = %event.call_id(), session_id = %event.session_id(),
-                        error = %e, ?event, "engine event lost");
+                        event = event_name(&event), error = %e, "engine event lost");
                     break;
                 }
             }
@@ -45,7 +46,14 @@ pub async fn run(store: Store, mut events: mpsc::UnboundedReceiver<EngineEvent>)
 pub async fn apply(store: &Store, event: &EngineEvent) -> Result<(), StoreError> {
     let mut tx = store.begin().await?;
     let kind = match event {
-        EngineEvent::CallInitiated { call_id, session_id, direction, caller, callee, at } => {
+        EngineEvent::CallInitiated {
+            call_id,
+            session_id,
+            direction,
+            caller,
+            callee,
+            at,
+        } => {
             let call = NewCall {
                 id: call_id,
                 session_id,
@@ -83,12 +91,29 @@ pub async fn apply(store: &Store, event: &EngineEvent) -> Result<(), StoreError>
         }
         EngineEvent::CallBridged { call_id, at, .. } => {
             let at = Some(system_time_to_ms(*at));
-            if !calls::advance(&mut tx, call_id, "bridged", &["queued", "ringing", "answered"], at).await? {
+            if !calls::advance(
+                &mut tx,
+                call_id,
+                "bridged",
+                &["queued", "ringing", "answered"],
+                at,
+            )
+            .await?
+            {
                 return Ok(());
             }
             "call.bridged"
         }
-        EngineEvent::CallHangup { call_id, session_id, cause, sip_status, hangup_by, answered, at, media } => {
+        EngineEvent::CallHangup {
+            call_id,
+            session_id,
+            cause,
+            sip_status,
+            hangup_by,
+            answered,
+            at,
+            media,
+        } => {
             let end = CallEnd {
                 ended_at: system_time_to_ms(*at),
                 cause,
@@ -96,7 +121,11 @@ pub async fn apply(store: &Store, event: &EngineEvent) -> Result<(), StoreError>
                 sip_status: sip_status.map(i64::from),
                 answered: *answered,
                 state_if_answered: "completed",
-                state_if_unanswered: if cause == ORIGINATOR_CANCEL { "cancelled" } else { "failed" },
+                state_if_unanswered: if cause == ORIGINATOR_CANCEL {
+                    "cancelled"
+                } else {
+                    "failed"
+                },
             };
             if !calls::end(&mut tx, call_id, &end).await? {
                 return Ok(());
@@ -111,6 +140,17 @@ pub async fn apply(store: &Store, event: &EngineEvent) -> Result<(), StoreError>
     call_event(&mut tx, event.call_id(), kind, event_time_ms(event)).await?;
     tx.commit().await?;
     Ok(())
+}
+
+/// A short name for logs (the event itself carries party numbers).
+fn event_name(event: &EngineEvent) -> &'static str {
+    match event {
+        EngineEvent::CallInitiated { .. } => "call_initiated",
+        EngineEvent::CallRinging { .. } => "call_ringing",
+        EngineEvent::CallAnswered { .. } => "call_answered",
+        EngineEvent::CallBridged { .. } => "call_bridged",
+        EngineEvent::CallHangup { .. } => "call_hangup",
+    }
 }
 
 /// When an engine event happened, in unix ms.
@@ -132,7 +172,9 @@ pub(crate) async fn call_event(
     at_ms: i64,
 ) -> Result<(), StoreError> {
     let Some(call) = calls::get(conn, call_id).await? else {
-        return Err(StoreError::Corrupt(format!("call {call_id} vanished inside its transaction")));
+        return Err(StoreError::Corrupt(format!(
+            "call {call_id} vanished inside its transaction"
+        )));
     };
     let data = CallView::from(&call).to_value();
     events::insert(

@@ -65,7 +65,10 @@ pub async fn recover(service: &SessionService) -> Result<RecoveryReport, StoreEr
     };
     for row in open {
         if row.expires_at <= now {
-            match service.finish(&row.id, REASON_TTL_EXPIRED, HangupBy::Ttl).await {
+            match service
+                .finish(&row.id, REASON_TTL_EXPIRED, HangupBy::Ttl)
+                .await
+            {
                 Ok(Some(_)) => report.sessions_expired += 1,
                 Ok(None) => {}
                 Err(crate::service::sessions::SessionError::Store(e)) => return Err(e),

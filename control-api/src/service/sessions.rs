@@ -63,7 +63,12 @@ pub struct SessionService {
 impl SessionService {
     /// Assemble the service.
     pub fn new(store: Store, engine: EngineHandle, ttl: TtlTimers, clock: Clock) -> Self {
-        SessionService { store, engine, ttl, clock }
+        SessionService {
+            store,
+            engine,
+            ttl,
+            clock,
+        }
     }
 
     /// The store.
@@ -84,7 +89,11 @@ impl SessionService {
     /// Create a session for `tenant`: allocate a number, store the session
     /// and its `session.created` event in one transaction, then route the
     /// number and arm the TTL timer.
-    pub async fn create(&self, tenant: &TenantRow, req: NewSession) -> Result<SessionRow, SessionError> {
+    pub async fn create(
+        &self,
+        tenant: &TenantRow,
+        req: NewSession,
+    ) -> Result<SessionRow, SessionError> {
         let now = self.clock.now_ms();
         let id = ids::session_id();
         let mut tx = self.store.begin().await?;
@@ -118,9 +127,20 @@ impl SessionService {
     }
 
     /// A tenant's session and its calls (newest first).
-    pub async fn get(&self, tenant_id: &str, id: &str) -> Result<(SessionRow, Vec<CallRow>), SessionError> {
-        let mut conn = self.store.pool().acquire().await.map_err(StoreError::from)?;
-        let row = sessions::get_for_tenant(&mut conn, tenant_id, id).await?.ok_or(SessionError::NotFound)?;
+    pub async fn get(
+        &self,
+        tenant_id: &str,
+        id: &str,
+    ) -> Result<(SessionRow, Vec<CallRow>), SessionError> {
+        let mut conn = self
+            .store
+            .pool()
+            .acquire()
+            .await
+            .map_err(StoreError::from)?;
+        let row = sessions::get_for_tenant(&mut conn, tenant_id, id)
+            .await?
+            .ok_or(SessionError::NotFound)?;
         let calls = calls::list_for_session(&mut conn, id).await?;
         Ok((row, calls))
     }
@@ -129,8 +149,15 @@ impl SessionService {
     /// session returns it unchanged.
     pub async fn complete(&self, tenant_id: &str, id: &str) -> Result<SessionRow, SessionError> {
         let existing = {
-            let mut conn = self.store.pool().acquire().await.map_err(StoreError::from)?;
-            sessions::get_for_tenant(&mut conn, tenant_id, id).await?.ok_or(SessionError::NotFound)?
+            let mut conn = self
+                .store
+                .pool()
+                .acquire()
+                .await
+                .map_err(StoreError::from)?;
+            sessions::get_for_tenant(&mut conn, tenant_id, id)
+                .await?
+                .ok_or(SessionError::NotFound)?
         };
         if existing.is_completed() {
             return Ok(existing);
@@ -139,8 +166,15 @@ impl SessionService {
             Some(row) => Ok(row),
             // Completed concurrently (TTL or another request): return that.
             None => {
-                let mut conn = self.store.pool().acquire().await.map_err(StoreError::from)?;
-                sessions::get_for_tenant(&mut conn, tenant_id, id).await?.ok_or(SessionError::NotFound)
+                let mut conn = self
+                    .store
+                    .pool()
+                    .acquire()
+                    .await
+                    .map_err(StoreError::from)?;
+                sessions::get_for_tenant(&mut conn, tenant_id, id)
+                    .await?
+                    .ok_or(SessionError::NotFound)
             }
         }
     }
@@ -150,7 +184,12 @@ impl SessionService {
     /// completed session, `None` if there was nothing to do.
     pub async fn expire(&self, id: &str) -> Result<Option<SessionRow>, SessionError> {
         let row = {
-            let mut conn = self.store.pool().acquire().await.map_err(StoreError::from)?;
+            let mut conn = self
+                .store
+                .pool()
+                .acquire()
+                .await
+                .map_err(StoreError::from)?;
             sessions::get(&mut conn, id).await?
         };
         let Some(row) = row else { return Ok(None) };
@@ -204,13 +243,20 @@ impl SessionService {
     /// making the caller wait for the engine.
     fn hangup_calls(&self, session_id: &str, by: HangupBy) {
         let engine = self.engine.clone();
-        let command =
-            Command::HangupSession { session_id: session_id.to_string(), cause: HANGUP_CAUSE.to_string(), by };
+        let command = Command::HangupSession {
+            session_id: session_id.to_string(),
+            cause: HANGUP_CAUSE.to_string(),
+            by,
+        };
         let session_id = session_id.to_string();
         tokio::spawn(async move {
             match engine.send(command).await {
-                Ok(reply) => tracing::debug!(session_id = %session_id, ?reply, "session calls hung up"),
-                Err(e) => tracing::warn!(session_id = %session_id, error = %e, "cannot hang up session calls"),
+                Ok(reply) => {
+                    tracing::debug!(session_id = %session_id, ?reply, "session calls hung up")
+                }
+                Err(e) => {
+                    tracing::warn!(session_id = %session_id, error = %e, "cannot hang up session calls")
+                }
             }
         });
     }

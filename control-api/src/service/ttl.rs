@@ -20,8 +20,13 @@ const MAX_SLEEP: Duration = Duration::from_secs(60);
 
 #[derive(Debug)]
 enum Msg {
-    Schedule { session_id: String, expires_at_ms: i64 },
-    Cancel { session_id: String },
+    Schedule {
+        session_id: String,
+        expires_at_ms: i64,
+    },
+    Cancel {
+        session_id: String,
+    },
 }
 
 /// Handle to the timer task. Cheap to clone; the task ends when every handle
@@ -43,12 +48,17 @@ impl TtlTimers {
 
     /// Arm (or re-arm) the timer of a session.
     pub fn schedule(&self, session_id: &str, expires_at_ms: i64) {
-        let _ = self.tx.send(Msg::Schedule { session_id: session_id.to_string(), expires_at_ms });
+        let _ = self.tx.send(Msg::Schedule {
+            session_id: session_id.to_string(),
+            expires_at_ms,
+        });
     }
 
     /// Disarm the timer of a session (no effect if none is armed).
     pub fn cancel(&self, session_id: &str) {
-        let _ = self.tx.send(Msg::Cancel { session_id: session_id.to_string() });
+        let _ = self.tx.send(Msg::Cancel {
+            session_id: session_id.to_string(),
+        });
     }
 }
 
@@ -67,7 +77,9 @@ async fn run_timers(
             if *at > now {
                 break;
             }
-            let Some(Reverse((at, id))) = heap.pop() else { break };
+            let Some(Reverse((at, id))) = heap.pop() else {
+                break;
+            };
             if armed.get(&id) == Some(&at) {
                 armed.remove(&id);
                 if expired.send(id).is_err() {
@@ -109,7 +121,9 @@ pub async fn run_expiry(sessions: SessionService, mut expired: mpsc::UnboundedRe
         match sessions.expire(&session_id).await {
             Ok(Some(_)) => tracing::info!(session_id = %session_id, "session expired"),
             Ok(None) => {}
-            Err(e) => tracing::error!(session_id = %session_id, error = %e, "cannot expire session"),
+            Err(e) => {
+                tracing::error!(session_id = %session_id, error = %e, "cannot expire session")
+            }
         }
     }
 }
@@ -156,6 +170,10 @@ mod tests {
         assert_eq!(expired.recv().await.as_deref(), Some("ses_past"));
         assert_eq!(clock.now_ms(), BASE);
         assert_eq!(expired.recv().await.as_deref(), Some("ses_a"));
-        assert_eq!(clock.now_ms(), BASE + 600_000, "the first deadline was replaced");
+        assert_eq!(
+            clock.now_ms(),
+            BASE + 600_000,
+            "the first deadline was replaced"
+        );
     }
 }

@@ -162,7 +162,10 @@ pub async fn end(conn: &mut AnyConnection, id: &str, e: &CallEnd<'_>) -> Result<
 
 /// A call by id, any tenant.
 pub async fn get(conn: &mut AnyConnection, id: &str) -> Result<Option<CallRow>, StoreError> {
-    Ok(sqlx::query_as(select_call!("WHERE id = $1")).bind(id).fetch_optional(&mut *conn).await?)
+    Ok(sqlx::query_as(select_call!("WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?)
 }
 
 /// A call by id, only if `tenant_id` owns it.
@@ -171,22 +174,33 @@ pub async fn get_for_tenant(
     tenant_id: &str,
     id: &str,
 ) -> Result<Option<CallRow>, StoreError> {
-    Ok(sqlx::query_as(select_call!("WHERE id = $1 AND tenant_id = $2"))
-        .bind(id)
-        .bind(tenant_id)
-        .fetch_optional(&mut *conn)
-        .await?)
+    Ok(
+        sqlx::query_as(select_call!("WHERE id = $1 AND tenant_id = $2"))
+            .bind(id)
+            .bind(tenant_id)
+            .fetch_optional(&mut *conn)
+            .await?,
+    )
 }
 
 /// A session's calls, newest first.
-pub async fn list_for_session(conn: &mut AnyConnection, session_id: &str) -> Result<Vec<CallRow>, StoreError> {
-    Ok(sqlx::query_as(select_call!("WHERE session_id = $1 ORDER BY started_at DESC, id DESC"))
-        .bind(session_id)
-        .fetch_all(&mut *conn)
-        .await?)
+pub async fn list_for_session(
+    conn: &mut AnyConnection,
+    session_id: &str,
+) -> Result<Vec<CallRow>, StoreError> {
+    Ok(sqlx::query_as(select_call!(
+        "WHERE session_id = $1 ORDER BY started_at DESC, id DESC"
+    ))
+    .bind(session_id)
+    .fetch_all(&mut *conn)
+    .await?)
 }
 
 /// Calls that never ended (left by a crash).
 pub async fn list_live(conn: &mut AnyConnection) -> Result<Vec<CallRow>, StoreError> {
-    Ok(sqlx::query_as(select_call!("WHERE ended_at IS NULL ORDER BY started_at, id")).fetch_all(&mut *conn).await?)
+    Ok(sqlx::query_as(select_call!(
+        "WHERE ended_at IS NULL ORDER BY started_at, id"
+    ))
+    .fetch_all(&mut *conn)
+    .await?)
 }

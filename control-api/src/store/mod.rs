@@ -83,8 +83,15 @@ impl Store {
         let store = if let Some(rest) = strip_sqlite_scheme(url) {
             open_sqlite(rest).await?
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            let pool = AnyPoolOptions::new().max_connections(10).connect(url).await?;
-            Store { pool, backend: Backend::Postgres, data_dir: PathBuf::from(DEFAULT_DATA_DIR) }
+            let pool = AnyPoolOptions::new()
+                .max_connections(10)
+                .connect(url)
+                .await?;
+            Store {
+                pool,
+                backend: Backend::Postgres,
+                data_dir: PathBuf::from(DEFAULT_DATA_DIR),
+            }
         } else {
             return Err(StoreError::UnsupportedUrl(redact(url)));
         };
@@ -110,9 +117,17 @@ impl Store {
         &self.data_dir
     }
 
-    /// Start a transaction.
+    /// Start a (write) transaction.
+    ///
+    /// SQLite: `BEGIN IMMEDIATE` takes the write lock up front, waiting up
+    /// to `busy_timeout`; a deferred transaction that reads first could
+    /// instead fail at once with `SQLITE_BUSY` when another connection
+    /// commits between its read and its write.
     pub async fn begin(&self) -> Result<Transaction<'static, Any>, StoreError> {
-        Ok(self.pool.begin().await?)
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        })
     }
 
     /// Close every connection (waits for checked-out ones to come back).
@@ -122,7 +137,8 @@ impl Store {
 }
 
 fn strip_sqlite_scheme(url: &str) -> Option<&str> {
-    url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))
+    url.strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
 }
 
 /// The URL with any password replaced, for error messages.
@@ -131,7 +147,11 @@ fn redact(url: &str) -> String {
         (Some(scheme_end), Some(at)) if at > scheme_end => {
             let userinfo = url.get(scheme_end + 3..at).unwrap_or("");
             let user = userinfo.split(':').next().unwrap_or("");
-            format!("{}{user}:***{}", url.get(..scheme_end + 3).unwrap_or(""), url.get(at..).unwrap_or(""))
+            format!(
+                "{}{user}:***{}",
+                url.get(..scheme_end + 3).unwrap_or(""),
+                url.get(at..).unwrap_or("")
+            )
         }
         _ => url.to_string(),
     }
@@ -159,19 +179,31 @@ async fn open_sqlite(rest: &str) -> Result<Store, StoreError> {
             .after_connect(|conn, _| Box::pin(async move { sqlite_pragmas(conn).await }))
             .connect("sqlite::memory:")
             .await?;
-        return Ok(Store { pool, backend: Backend::Sqlite, data_dir: PathBuf::from(DEFAULT_DATA_DIR) });
+        return Ok(Store {
+            pool,
+            backend: Backend::Sqlite,
+            data_dir: PathBuf::from(DEFAULT_DATA_DIR),
+        });
     }
     let path = PathBuf::from(path_part);
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    std::fs::create_dir_all(&dir).map_err(|source| StoreError::CreateDir { path: dir.clone(), source })?;
+    std::fs::create_dir_all(&dir).map_err(|source| StoreError::CreateDir {
+        path: dir.clone(),
+        source,
+    })?;
     // Absolute path: a relative `sqlite://dir/file` would otherwise pass
     // through URL parsing with `dir` taken (and lower-cased) as a host.
-    let dir = std::fs::canonicalize(&dir).map_err(|source| StoreError::CreateDir { path: dir.clone(), source })?;
+    let dir = std::fs::canonicalize(&dir).map_err(|source| StoreError::CreateDir {
+        path: dir.clone(),
+        source,
+    })?;
     let file = dir.join(path.file_name().unwrap_or_default());
-    let file_str = file.to_str().ok_or_else(|| StoreError::NonUtf8Path(file.clone()))?;
+    let file_str = file
+        .to_str()
+        .ok_or_else(|| StoreError::NonUtf8Path(file.clone()))?;
     let url = format!("sqlite://{}?mode=rwc", encode_path(file_str));
     let options: AnyConnectOptions = url.parse()?;
     let options = options.disable_statement_logging();
@@ -181,7 +213,9 @@ async fn open_sqlite(rest: &str) -> Result<Store, StoreError> {
     // WAL is persistent in the file; later connections inherit it.
     {
         let mut conn = options.connect().await?;
-        sqlx::query("PRAGMA journal_mode = WAL").execute(&mut conn).await?;
+        sqlx::query("PRAGMA journal_mode = WAL")
+            .execute(&mut conn)
+            .await?;
         conn.close().await?;
     }
     let pool = AnyPoolOptions::new()
@@ -190,7 +224,11 @@ async fn open_sqlite(rest: &str) -> Result<Store, StoreError> {
         .after_connect(|conn, _| Box::pin(async move { sqlite_pragmas(conn).await }))
         .connect_with(options)
         .await?;
-    Ok(Store { pool, backend: Backend::Sqlite, data_dir: dir })
+    Ok(Store {
+        pool,
+        backend: Backend::Sqlite,
+        data_dir: dir,
+    })
 }
 
 /// Per-connection SQLite settings.
@@ -201,7 +239,11 @@ async fn open_sqlite(rest: &str) -> Result<Store, StoreError> {
 /// client believes exist. The cost is one fsync per write, fine at control
 /// plane rates.
 async fn sqlite_pragmas(conn: &mut sqlx::AnyConnection) -> Result<(), sqlx::Error> {
-    for pragma in ["PRAGMA synchronous = FULL", "PRAGMA busy_timeout = 5000", "PRAGMA foreign_keys = ON"] {
+    for pragma in [
+        "PRAGMA synchronous = FULL",
+        "PRAGMA busy_timeout = 5000",
+        "PRAGMA foreign_keys = ON",
+    ] {
         sqlx::query(pragma).execute(&mut *conn).await?;
     }
     Ok(())
@@ -224,9 +266,11 @@ pub(crate) mod testing {
         pub fn new(tag: &str) -> TempDir {
             static SEQ: AtomicU32 = AtomicU32::new(0);
             let n = SEQ.fetch_add(1, Ordering::Relaxed);
-            let dir = std::env::temp_dir().join(format!("maskline-unit-{tag}-{}-{n}", std::process::id()));
+            let dir = std::env::temp_dir()
+                .join(format!("maskline-unit-{tag}-{}-{n}", std::process::id()));
             let _ = std::fs::remove_dir_all(&dir);
-            std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
+            std::fs::create_dir_all(&dir)
+                .unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
             TempDir(dir)
         }
     }
@@ -240,7 +284,9 @@ pub(crate) mod testing {
     /// Open a store on `dir/db/maskline.db`.
     pub async fn store(dir: &TempDir) -> Store {
         let url = format!("sqlite://{}/db/maskline.db", dir.0.display());
-        Store::open(&url).await.unwrap_or_else(|e| panic!("open {url}: {e}"))
+        Store::open(&url)
+            .await
+            .unwrap_or_else(|e| panic!("open {url}: {e}"))
     }
 }
 
@@ -255,13 +301,25 @@ mod tests {
         let s = store(&dir).await;
         assert_eq!(s.backend(), Backend::Sqlite);
         assert!(dir.0.join("db/maskline.db").exists());
-        assert_eq!(s.data_dir(), std::fs::canonicalize(dir.0.join("db")).unwrap_or_default());
+        assert_eq!(
+            s.data_dir(),
+            std::fs::canonicalize(dir.0.join("db")).unwrap_or_default()
+        );
         let mut conn = s.pool().acquire().await.unwrap_or_else(|e| panic!("{e}"));
-        let mode: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(&mut *conn).await.unwrap_or_default();
+        let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap_or_default();
         assert_eq!(mode, "wal");
-        let sync: i64 = sqlx::query_scalar("PRAGMA synchronous").fetch_one(&mut *conn).await.unwrap_or_default();
+        let sync: i64 = sqlx::query_scalar("PRAGMA synchronous")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap_or_default();
         assert_eq!(sync, 2, "FULL");
-        let fk: i64 = sqlx::query_scalar("PRAGMA foreign_keys").fetch_one(&mut *conn).await.unwrap_or_default();
+        let fk: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap_or_default();
         assert_eq!(fk, 1);
         drop(conn);
         s.close().await;
@@ -272,13 +330,20 @@ mod tests {
 
     #[tokio::test]
     async fn rejects_unknown_scheme_without_leaking_password() {
-        let err = Store::open("mysql://u:secret@h/db").await.err().map(|e| e.to_string()).unwrap_or_default();
+        let err = Store::open("mysql://u:secret@h/db")
+            .await
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(err.contains("unsupported scheme"), "{err}");
         assert!(!err.contains("secret"), "{err}");
     }
 
     #[test]
     fn encodes_special_path_characters() {
-        assert_eq!(encode_path("/tmp/a b/c?d#e%.db"), "/tmp/a%20b/c%3Fd%23e%25.db");
+        assert_eq!(
+            encode_path("/tmp/a b/c?d#e%.db"),
+            "/tmp/a%20b/c%3Fd%23e%25.db"
+        );
     }
 }

@@ -46,11 +46,12 @@ pub async fn allocate(
         if got.is_some() {
             return Ok(got);
         }
-        let free: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM numbers WHERE tenant_id = $1 AND session_id IS NULL")
-                .bind(tenant_id)
-                .fetch_one(&mut *conn)
-                .await?;
+        let free: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM numbers WHERE tenant_id = $1 AND session_id IS NULL",
+        )
+        .bind(tenant_id)
+        .fetch_one(&mut *conn)
+        .await?;
         if free == 0 {
             return Ok(None);
         }
@@ -86,7 +87,10 @@ pub async fn find(conn: &mut AnyConnection, e164: &str) -> Result<Option<NumberR
 }
 
 /// Every number of a tenant's pool, by number.
-pub async fn list_for_tenant(conn: &mut AnyConnection, tenant_id: &str) -> Result<Vec<NumberRow>, StoreError> {
+pub async fn list_for_tenant(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+) -> Result<Vec<NumberRow>, StoreError> {
     Ok(sqlx::query_as(
         "SELECT e164, tenant_id, session_id, released_at, added_at FROM numbers \
          WHERE tenant_id = $1 ORDER BY e164",
@@ -97,7 +101,12 @@ pub async fn list_for_tenant(conn: &mut AnyConnection, tenant_id: &str) -> Resul
 }
 
 /// Add a number to a tenant's pool (the caller checked it is not owned).
-pub async fn insert(conn: &mut AnyConnection, e164: &str, tenant_id: &str, now_ms: i64) -> Result<(), StoreError> {
+pub async fn insert(
+    conn: &mut AnyConnection,
+    e164: &str,
+    tenant_id: &str,
+    now_ms: i64,
+) -> Result<(), StoreError> {
     sqlx::query("INSERT INTO numbers (e164, tenant_id, added_at) VALUES ($1, $2, $3)")
         .bind(e164)
         .bind(tenant_id)
@@ -120,31 +129,68 @@ mod tests {
         let mut c = s.pool().acquire().await.unwrap_or_else(|e| panic!("{e}"));
         let limits = TenantLimits::from(&sip_config::TenantConfig::default());
         for (id, name) in [("ten_1", "one"), ("ten_2", "two")] {
-            tenants::insert(&mut c, id, name, &limits, 0).await.unwrap_or_else(|e| panic!("{e}"));
+            tenants::insert(&mut c, id, name, &limits, 0)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
         }
         for n in ["+15550000003", "+15550000001", "+15550000002"] {
-            insert(&mut c, n, "ten_1", 1).await.unwrap_or_else(|e| panic!("{e}"));
+            insert(&mut c, n, "ten_1", 1)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
         }
-        insert(&mut c, "+15559999999", "ten_2", 1).await.unwrap_or_else(|e| panic!("{e}"));
+        insert(&mut c, "+15559999999", "ten_2", 1)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
 
-        let mut alloc = async |sid: &str| allocate(&mut c, "ten_1", sid).await.unwrap_or_else(|e| panic!("{e}"));
+        let mut alloc = async |sid: &str| {
+            allocate(&mut c, "ten_1", sid)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"))
+        };
         assert_eq!(alloc("s1").await.as_deref(), Some("+15550000001"));
         assert_eq!(alloc("s2").await.as_deref(), Some("+15550000002"));
         assert_eq!(alloc("s3").await.as_deref(), Some("+15550000003"));
         assert_eq!(alloc("s4").await, None, "ten_2's number is not ours");
 
         let mut c = s.pool().acquire().await.unwrap_or_else(|e| panic!("{e}"));
-        release(&mut c, "+15550000003", "s3", 100).await.unwrap_or_else(|e| panic!("{e}"));
-        release(&mut c, "+15550000001", "s1", 200).await.unwrap_or_else(|e| panic!("{e}"));
-        release(&mut c, "+15550000002", "wrong", 50).await.unwrap_or_else(|e| panic!("{e}"));
+        release(&mut c, "+15550000003", "s3", 100)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        release(&mut c, "+15550000001", "s1", 200)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        release(&mut c, "+15550000002", "wrong", 50)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
         let two = find(&mut c, "+15550000002").await.ok().flatten();
-        assert_eq!(two.and_then(|n| n.session_id).as_deref(), Some("s2"), "wrong session cannot release");
+        assert_eq!(
+            two.and_then(|n| n.session_id).as_deref(),
+            Some("s2"),
+            "wrong session cannot release"
+        );
 
-        assert_eq!(allocate(&mut c, "ten_1", "s5").await.ok().flatten().as_deref(), Some("+15550000003"));
-        assert_eq!(allocate(&mut c, "ten_1", "s6").await.ok().flatten().as_deref(), Some("+15550000001"));
+        assert_eq!(
+            allocate(&mut c, "ten_1", "s5")
+                .await
+                .ok()
+                .flatten()
+                .as_deref(),
+            Some("+15550000003")
+        );
+        assert_eq!(
+            allocate(&mut c, "ten_1", "s6")
+                .await
+                .ok()
+                .flatten()
+                .as_deref(),
+            Some("+15550000001")
+        );
         assert_eq!(allocate(&mut c, "ten_1", "s7").await.ok().flatten(), None);
         let pool = list_for_tenant(&mut c, "ten_1").await.unwrap_or_default();
         assert_eq!(pool.len(), 3);
-        assert!(insert(&mut c, "+15550000001", "ten_2", 3).await.is_err(), "primary key");
+        assert!(
+            insert(&mut c, "+15550000001", "ten_2", 3).await.is_err(),
+            "primary key"
+        );
     }
 }

@@ -93,7 +93,10 @@ pub async fn insert(conn: &mut AnyConnection, s: &SessionRow) -> Result<(), Stor
 
 /// A session by id, any tenant.
 pub async fn get(conn: &mut AnyConnection, id: &str) -> Result<Option<SessionRow>, StoreError> {
-    Ok(sqlx::query_as(select_session!("WHERE id = $1")).bind(id).fetch_optional(&mut *conn).await?)
+    Ok(sqlx::query_as(select_session!("WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?)
 }
 
 /// A session by id, only if `tenant_id` owns it.
@@ -102,11 +105,13 @@ pub async fn get_for_tenant(
     tenant_id: &str,
     id: &str,
 ) -> Result<Option<SessionRow>, StoreError> {
-    Ok(sqlx::query_as(select_session!("WHERE id = $1 AND tenant_id = $2"))
-        .bind(id)
-        .bind(tenant_id)
-        .fetch_optional(&mut *conn)
-        .await?)
+    Ok(
+        sqlx::query_as(select_session!("WHERE id = $1 AND tenant_id = $2"))
+            .bind(id)
+            .bind(tenant_id)
+            .fetch_optional(&mut *conn)
+            .await?,
+    )
 }
 
 /// Mark a session completed unless it already is. Returns the updated row,
@@ -132,23 +137,31 @@ pub async fn complete(
 
 /// Every session not yet completed (recovery), oldest first.
 pub async fn list_not_completed(conn: &mut AnyConnection) -> Result<Vec<SessionRow>, StoreError> {
-    Ok(sqlx::query_as(select_session!("WHERE state <> 'completed' ORDER BY expires_at, id"))
-        .fetch_all(&mut *conn)
-        .await?)
+    Ok(sqlx::query_as(select_session!(
+        "WHERE state <> 'completed' ORDER BY expires_at, id"
+    ))
+    .fetch_all(&mut *conn)
+    .await?)
 }
 
 /// Recovery: sessions left `active` by a crash go back to `open` with no
 /// live call. Returns how many changed.
 pub async fn reset_active(conn: &mut AnyConnection) -> Result<u64, StoreError> {
-    let done = sqlx::query("UPDATE sessions SET state = 'open', active_call_id = NULL WHERE state = 'active'")
-        .execute(&mut *conn)
-        .await?;
+    let done = sqlx::query(
+        "UPDATE sessions SET state = 'open', active_call_id = NULL WHERE state = 'active'",
+    )
+    .execute(&mut *conn)
+    .await?;
     Ok(done.rows_affected())
 }
 
 /// A call started: count it, make it the live call and mark the session
 /// `active` (a completed session stays completed).
-pub async fn call_started(conn: &mut AnyConnection, id: &str, call_id: &str) -> Result<(), StoreError> {
+pub async fn call_started(
+    conn: &mut AnyConnection,
+    id: &str,
+    call_id: &str,
+) -> Result<(), StoreError> {
     sqlx::query(
         "UPDATE sessions SET call_count = call_count + 1, \
          state = CASE WHEN state = 'completed' THEN state ELSE 'active' END, \
@@ -164,7 +177,11 @@ pub async fn call_started(conn: &mut AnyConnection, id: &str, call_id: &str) -> 
 
 /// A call ended: if it was the live call, clear it, and an `active` session
 /// goes back to `open`.
-pub async fn call_ended(conn: &mut AnyConnection, id: &str, call_id: &str) -> Result<(), StoreError> {
+pub async fn call_ended(
+    conn: &mut AnyConnection,
+    id: &str,
+    call_id: &str,
+) -> Result<(), StoreError> {
     sqlx::query(
         "UPDATE sessions SET active_call_id = NULL, \
          state = CASE WHEN state = 'active' THEN 'open' ELSE state END \

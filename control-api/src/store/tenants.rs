@@ -120,13 +120,25 @@ pub async fn update_limits(
 }
 
 /// The tenant called `name`.
-pub async fn find_by_name(conn: &mut AnyConnection, name: &str) -> Result<Option<TenantRow>, StoreError> {
-    Ok(sqlx::query_as(select_tenant!("WHERE t.name = $1")).bind(name).fetch_optional(&mut *conn).await?)
+pub async fn find_by_name(
+    conn: &mut AnyConnection,
+    name: &str,
+) -> Result<Option<TenantRow>, StoreError> {
+    Ok(sqlx::query_as(select_tenant!("WHERE t.name = $1"))
+        .bind(name)
+        .fetch_optional(&mut *conn)
+        .await?)
 }
 
 /// The tenant with id `id`.
-pub async fn find_by_id(conn: &mut AnyConnection, id: &str) -> Result<Option<TenantRow>, StoreError> {
-    Ok(sqlx::query_as(select_tenant!("WHERE t.id = $1")).bind(id).fetch_optional(&mut *conn).await?)
+pub async fn find_by_id(
+    conn: &mut AnyConnection,
+    id: &str,
+) -> Result<Option<TenantRow>, StoreError> {
+    Ok(sqlx::query_as(select_tenant!("WHERE t.id = $1"))
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?)
 }
 
 /// The tenant named or identified by `name_or_id`.
@@ -141,18 +153,29 @@ pub async fn find_by_name_or_id(
 }
 
 /// The tenant owning the (non-revoked) API key with this SHA-256 hex hash.
-pub async fn find_by_key_hash(conn: &mut AnyConnection, key_hash: &str) -> Result<Option<TenantRow>, StoreError> {
+pub async fn find_by_key_hash(
+    conn: &mut AnyConnection,
+    key_hash: &str,
+) -> Result<Option<TenantRow>, StoreError> {
     Ok(sqlx::query_as(select_tenant!(
         "JOIN api_keys k ON k.tenant_id = t.id WHERE k.key_hash = $1 AND k.revoked_at IS NULL"
-    )).bind(key_hash).fetch_optional(&mut *conn).await?)
+    ))
+    .bind(key_hash)
+    .fetch_optional(&mut *conn)
+    .await?)
 }
 
 /// The tenant id that holds an API key hash (revoked or not), if any.
-pub async fn key_owner(conn: &mut AnyConnection, key_hash: &str) -> Result<Option<String>, StoreError> {
-    Ok(sqlx::query_scalar("SELECT tenant_id FROM api_keys WHERE key_hash = $1")
-        .bind(key_hash)
-        .fetch_optional(&mut *conn)
-        .await?)
+pub async fn key_owner(
+    conn: &mut AnyConnection,
+    key_hash: &str,
+) -> Result<Option<String>, StoreError> {
+    Ok(
+        sqlx::query_scalar("SELECT tenant_id FROM api_keys WHERE key_hash = $1")
+            .bind(key_hash)
+            .fetch_optional(&mut *conn)
+            .await?,
+    )
 }
 
 /// Store an API key hash for a tenant.
@@ -163,13 +186,15 @@ pub async fn insert_api_key(
     key_hash: &str,
     now_ms: i64,
 ) -> Result<(), StoreError> {
-    sqlx::query("INSERT INTO api_keys (id, tenant_id, key_hash, created_at) VALUES ($1, $2, $3, $4)")
-        .bind(id)
-        .bind(tenant_id)
-        .bind(key_hash)
-        .bind(now_ms)
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query(
+        "INSERT INTO api_keys (id, tenant_id, key_hash, created_at) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(id)
+    .bind(tenant_id)
+    .bind(key_hash)
+    .bind(now_ms)
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }
 
@@ -187,23 +212,55 @@ mod tests {
         let dir = TempDir::new("tenants");
         let s = store(&dir).await;
         let mut c = s.pool().acquire().await.unwrap_or_else(|e| panic!("{e}"));
-        let t = insert(&mut c, "ten_1", "acme", &limits(), 5).await.unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(find_by_name(&mut c, "acme").await.ok().flatten(), Some(t.clone()));
-        assert_eq!(find_by_name_or_id(&mut c, "ten_1").await.ok().flatten(), Some(t.clone()));
-        assert_eq!(find_by_name_or_id(&mut c, "nope").await.ok().flatten(), None);
-        assert!(insert(&mut c, "ten_2", "acme", &limits(), 5).await.is_err(), "name is unique");
+        let t = insert(&mut c, "ten_1", "acme", &limits(), 5)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            find_by_name(&mut c, "acme").await.ok().flatten(),
+            Some(t.clone())
+        );
+        assert_eq!(
+            find_by_name_or_id(&mut c, "ten_1").await.ok().flatten(),
+            Some(t.clone())
+        );
+        assert_eq!(
+            find_by_name_or_id(&mut c, "nope").await.ok().flatten(),
+            None
+        );
+        assert!(
+            insert(&mut c, "ten_2", "acme", &limits(), 5).await.is_err(),
+            "name is unique"
+        );
 
-        insert_api_key(&mut c, "key_1", "ten_1", "h1", 6).await.unwrap_or_else(|e| panic!("{e}"));
+        insert_api_key(&mut c, "key_1", "ten_1", "h1", 6)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(find_by_key_hash(&mut c, "h1").await.ok().flatten(), Some(t));
         assert_eq!(find_by_key_hash(&mut c, "h2").await.ok().flatten(), None);
-        assert_eq!(key_owner(&mut c, "h1").await.ok().flatten().as_deref(), Some("ten_1"));
-        sqlx::query("UPDATE api_keys SET revoked_at = 7").execute(&mut *c).await.unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(find_by_key_hash(&mut c, "h1").await.ok().flatten(), None, "revoked");
+        assert_eq!(
+            key_owner(&mut c, "h1").await.ok().flatten().as_deref(),
+            Some("ten_1")
+        );
+        sqlx::query("UPDATE api_keys SET revoked_at = 7")
+            .execute(&mut *c)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            find_by_key_hash(&mut c, "h1").await.ok().flatten(),
+            None,
+            "revoked"
+        );
 
         let mut l = limits();
         l.max_ttl_minutes = 5;
-        update_limits(&mut c, "ten_1", &l).await.unwrap_or_else(|e| panic!("{e}"));
-        let t = find_by_id(&mut c, "ten_1").await.ok().flatten().map(|t| t.max_ttl_minutes);
+        update_limits(&mut c, "ten_1", &l)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let t = find_by_id(&mut c, "ten_1")
+            .await
+            .ok()
+            .flatten()
+            .map(|t| t.max_ttl_minutes);
         assert_eq!(t, Some(5));
     }
 }

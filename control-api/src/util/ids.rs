@@ -49,9 +49,15 @@ mod tests {
     use super::*;
 
     fn assert_shape(id: &str, prefix: &str) {
-        let rest = id.strip_prefix(prefix).unwrap_or_else(|| panic!("{id} lacks {prefix}"));
+        let rest = id
+            .strip_prefix(prefix)
+            .unwrap_or_else(|| panic!("{id} lacks {prefix}"));
         assert_eq!(rest.len(), RANDOM_LEN, "{id}");
-        assert!(rest.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()), "{id}");
+        assert!(
+            rest.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()),
+            "{id}"
+        );
     }
 
     #[test]

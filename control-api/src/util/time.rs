@@ -159,7 +159,10 @@ pub struct Clock(ClockKind);
 #[derive(Debug, Clone)]
 enum ClockKind {
     System,
-    Tokio { base_ms: i64, start: tokio::time::Instant },
+    Tokio {
+        base_ms: i64,
+        start: tokio::time::Instant,
+    },
     Manual(Arc<AtomicI64>),
 }
 
@@ -173,7 +176,10 @@ impl Clock {
     /// (so `tokio::time::pause()`/`advance()` move it). Must be created
     /// inside a tokio runtime.
     pub fn tokio(base_ms: i64) -> Self {
-        Clock(ClockKind::Tokio { base_ms, start: tokio::time::Instant::now() })
+        Clock(ClockKind::Tokio {
+            base_ms,
+            start: tokio::time::Instant::now(),
+        })
     }
 
     /// A clock that only moves when [`Clock::set_ms`] or
@@ -216,23 +222,43 @@ mod tests {
     #[test]
     fn formats_epoch_and_known_instants() {
         assert_eq!(format_rfc3339(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(format_rfc3339(1_795_446_245_123), "2026-11-23T15:04:05.123Z");
+        assert_eq!(
+            format_rfc3339(1_795_446_245_123),
+            "2026-11-23T15:04:05.123Z"
+        );
         assert_eq!(format_rfc3339(951_782_400_000), "2000-02-29T00:00:00.000Z");
         assert_eq!(format_rfc3339(-1), "1969-12-31T23:59:59.999Z");
     }
 
     #[test]
     fn parses_what_it_formats() {
-        for ms in [0, 1, 999, 951_782_400_000, 1_795_446_245_123, 4_102_444_799_999, -86_400_001] {
+        for ms in [
+            0,
+            1,
+            999,
+            951_782_400_000,
+            1_795_446_245_123,
+            4_102_444_799_999,
+            -86_400_001,
+        ] {
             assert_eq!(parse_rfc3339(&format_rfc3339(ms)), Some(ms), "{ms}");
         }
     }
 
     #[test]
     fn parses_offsets_and_fractions() {
-        assert_eq!(parse_rfc3339("2026-11-23T15:04:05Z"), Some(1_795_446_245_000));
-        assert_eq!(parse_rfc3339("2026-11-23T16:04:05.1234+01:00"), Some(1_795_446_245_123));
-        assert_eq!(parse_rfc3339("2026-11-23 14:04:05.5-01:00"), Some(1_795_446_245_500));
+        assert_eq!(
+            parse_rfc3339("2026-11-23T15:04:05Z"),
+            Some(1_795_446_245_000)
+        );
+        assert_eq!(
+            parse_rfc3339("2026-11-23T16:04:05.1234+01:00"),
+            Some(1_795_446_245_123)
+        );
+        assert_eq!(
+            parse_rfc3339("2026-11-23 14:04:05.5-01:00"),
+            Some(1_795_446_245_500)
+        );
     }
 
     #[test]

@@ -26,17 +26,34 @@ async fn missing_bad_key_and_wrong_app_id_are_401() {
     let acme = srv.create_ab().await;
     let id = s(&acme["id"]);
     let (status, beta_view) = srv
-        .send(srv.client.get(format!("{}/v1/sessions/{id}", srv.base)).header("X-API-Key", BETA_KEY))
+        .send(
+            srv.client
+                .get(format!("{}/v1/sessions/{id}", srv.base))
+                .header("X-API-Key", BETA_KEY),
+        )
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{beta_view}");
 
     let acme_id = {
-        let mut conn = srv.running.store().pool().acquire().await.unwrap_or_else(|e| panic!("{e}"));
-        maskline::store::tenants::find_by_name(&mut conn, "acme").await.ok().flatten().map(|t| t.id)
+        let mut conn = srv
+            .running
+            .store()
+            .pool()
+            .acquire()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        maskline::store::tenants::find_by_name(&mut conn, "acme")
+            .await
+            .ok()
+            .flatten()
+            .map(|t| t.id)
     }
     .unwrap_or_else(|| panic!("acme"));
     let with_app = |app: &str| {
-        srv.client.get(format!("{}/v1/sessions/{id}", srv.base)).header("X-API-Key", ACME_KEY).header("X-App-ID", app)
+        srv.client
+            .get(format!("{}/v1/sessions/{id}", srv.base))
+            .header("X-API-Key", ACME_KEY)
+            .header("X-App-ID", app)
     };
     let (status, body) = srv.send(with_app("ten_someoneelse")).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
@@ -52,22 +69,31 @@ async fn healthz_unknown_routes_and_large_bodies() {
     let dir = TempDir::new("health");
     let srv = Server::fresh(&dir).await;
 
-    let (status, body) = srv.send(srv.client.get(format!("{}/healthz", srv.base))).await;
+    let (status, body) = srv
+        .send(srv.client.get(format!("{}/healthz", srv.base)))
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["status"], "ok");
     assert_eq!(body["http"], srv.running.http_addr().to_string());
     assert_eq!(body["sip"], srv.running.sip_addr().to_string());
-    assert_ne!(srv.running.sip_addr().port(), 0, "the bound SIP port, not the configured 0");
+    assert_ne!(
+        srv.running.sip_addr().port(),
+        0,
+        "the bound SIP port, not the configured 0"
+    );
 
     let (status, body) = srv.get("/v1/nothing-here", ACME_KEY).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(body["error"], "not_found");
 
-    let (status, body) = srv.send(srv.client.delete(format!("{}/v1/sessions", srv.base))).await;
+    let (status, body) = srv
+        .send(srv.client.delete(format!("{}/v1/sessions", srv.base)))
+        .await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(body["error"], "method_not_allowed");
 
-    let big = json!({"party_a": PARTY_A, "party_b": PARTY_B, "metadata": {"x": "y".repeat(70 * 1024)}});
+    let big =
+        json!({"party_a": PARTY_A, "party_b": PARTY_B, "metadata": {"x": "y".repeat(70 * 1024)}});
     let (status, body) = srv.post("/v1/sessions", ACME_KEY, &big).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(body["error"], "payload_too_large");

@@ -26,7 +26,13 @@ fn initiated(call_id: &str, session_id: &str, t: SystemTime) -> EngineEvent {
     }
 }
 
-fn hangup(call_id: &str, session_id: &str, cause: &str, answered: bool, t: SystemTime) -> EngineEvent {
+fn hangup(
+    call_id: &str,
+    session_id: &str,
+    cause: &str,
+    answered: bool,
+    t: SystemTime,
+) -> EngineEvent {
     EngineEvent::CallHangup {
         call_id: call_id.into(),
         session_id: session_id.into(),
@@ -41,7 +47,9 @@ fn hangup(call_id: &str, session_id: &str, cause: &str, answered: bool, t: Syste
 
 async fn feed(srv: &Server, events: &[EngineEvent]) {
     for e in events {
-        apply(srv.running.store(), e).await.unwrap_or_else(|err| panic!("{e:?}: {err}"));
+        apply(srv.running.store(), e)
+            .await
+            .unwrap_or_else(|err| panic!("{e:?}: {err}"));
     }
 }
 
@@ -62,35 +70,75 @@ async fn a_call_goes_through_its_states_and_the_session_follows() {
 
     feed(&srv, &[initiated("cal_1", sid_, t)]).await;
     let view = srv.session(sid_).await;
-    assert_eq!((view["state"].clone(), view["call_count"].clone()), (json!("active"), json!(1)));
+    assert_eq!(
+        (view["state"].clone(), view["call_count"].clone()),
+        (json!("active"), json!(1))
+    );
     assert_eq!(view["active_call_id"], "cal_1");
     assert_eq!(call(&srv, "cal_1").await["state"], "ringing");
 
     feed(
         &srv,
         &[
-            EngineEvent::CallRinging { call_id: "cal_1".into(), session_id: sid.clone(), at: at(t, 100) },
-            EngineEvent::CallAnswered { call_id: "cal_1".into(), session_id: sid.clone(), at: at(t, 2_000) },
+            EngineEvent::CallRinging {
+                call_id: "cal_1".into(),
+                session_id: sid.clone(),
+                at: at(t, 100),
+            },
+            EngineEvent::CallAnswered {
+                call_id: "cal_1".into(),
+                session_id: sid.clone(),
+                at: at(t, 2_000),
+            },
         ],
     )
     .await;
     let c = call(&srv, "cal_1").await;
     assert_eq!(c["state"], "answered");
-    assert_eq!(parse_rfc3339(s(&c["answered_at"])), Some(srv.clock.now_ms() + 2_000));
-    feed(&srv, &[EngineEvent::CallBridged { call_id: "cal_1".into(), session_id: sid.clone(), at: at(t, 2_100) }])
-        .await;
+    assert_eq!(
+        parse_rfc3339(s(&c["answered_at"])),
+        Some(srv.clock.now_ms() + 2_000)
+    );
+    feed(
+        &srv,
+        &[EngineEvent::CallBridged {
+            call_id: "cal_1".into(),
+            session_id: sid.clone(),
+            at: at(t, 2_100),
+        }],
+    )
+    .await;
     assert_eq!(call(&srv, "cal_1").await["state"], "bridged");
 
-    feed(&srv, &[hangup("cal_1", sid_, "NORMAL_CLEARING", true, at(t, 62_000))]).await;
+    feed(
+        &srv,
+        &[hangup(
+            "cal_1",
+            sid_,
+            "NORMAL_CLEARING",
+            true,
+            at(t, 62_000),
+        )],
+    )
+    .await;
     let c = call(&srv, "cal_1").await;
     assert_eq!(c["state"], "completed");
     assert_eq!(c["duration_ms"], 60_000);
-    assert_eq!((c["hangup_cause"].clone(), c["hangup_by"].clone()), (json!("NORMAL_CLEARING"), json!("a")));
+    assert_eq!(
+        (c["hangup_cause"].clone(), c["hangup_by"].clone()),
+        (json!("NORMAL_CLEARING"), json!("a"))
+    );
     assert_eq!(c["sip_status"], 200);
-    assert_eq!((c["direction"].clone(), c["caller"].clone()), (json!("inbound"), json!(PARTY_A)));
+    assert_eq!(
+        (c["direction"].clone(), c["caller"].clone()),
+        (json!("inbound"), json!(PARTY_A))
+    );
 
     let view = srv.session(sid_).await;
-    assert_eq!((view["state"].clone(), view["active_call_id"].clone()), (json!("open"), Value::Null));
+    assert_eq!(
+        (view["state"].clone(), view["active_call_id"].clone()),
+        (json!("open"), Value::Null)
+    );
     assert_eq!(view["calls"].as_array().map(Vec::len), Some(1));
     assert_eq!(view["calls"][0], c);
 
@@ -105,11 +153,20 @@ async fn a_call_goes_through_its_states_and_the_session_follows() {
         ],
     )
     .await;
-    assert_eq!((call(&srv, "cal_2").await["state"].clone(), call(&srv, "cal_2").await["duration_ms"].clone()), (json!("cancelled"), json!(0)));
+    assert_eq!(
+        (
+            call(&srv, "cal_2").await["state"].clone(),
+            call(&srv, "cal_2").await["duration_ms"].clone()
+        ),
+        (json!("cancelled"), json!(0))
+    );
     assert_eq!(call(&srv, "cal_3").await["state"], "failed");
     let view = srv.session(sid_).await;
     assert_eq!(view["call_count"], 3);
-    let order: Vec<&str> = view["calls"].as_array().map(|a| a.iter().map(|c| s(&c["id"])).collect()).unwrap_or_default();
+    let order: Vec<&str> = view["calls"]
+        .as_array()
+        .map(|a| a.iter().map(|c| s(&c["id"])).collect())
+        .unwrap_or_default();
     assert_eq!(order, ["cal_3", "cal_2", "cal_1"], "newest first");
 
     // Replays and strays change nothing.
@@ -119,14 +176,23 @@ async fn a_call_goes_through_its_states_and_the_session_follows() {
             initiated("cal_1", sid_, at(t, 90_000)),
             hangup("cal_1", sid_, "USER_BUSY", false, at(t, 90_000)),
             initiated("cal_9", "ses_unknown", t),
-            EngineEvent::CallAnswered { call_id: "cal_nope".into(), session_id: sid.clone(), at: t },
+            EngineEvent::CallAnswered {
+                call_id: "cal_nope".into(),
+                session_id: sid.clone(),
+                at: t,
+            },
         ],
     )
     .await;
     assert_eq!(call(&srv, "cal_1").await, c);
     assert_eq!(srv.session(sid_).await["call_count"], 3);
 
-    let kinds: Vec<String> = srv.event_types("acme").await.into_iter().map(|(k, _)| k).collect();
+    let kinds: Vec<String> = srv
+        .event_types("acme")
+        .await
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
     assert_eq!(
         kinds,
         [
@@ -155,9 +221,22 @@ async fn completed_session_stays_completed_through_late_call_events() {
     let t = ms_to_system_time(srv.clock.now_ms());
     feed(&srv, &[initiated("cal_1", &sid, t)]).await;
     srv.complete(&sid).await;
-    feed(&srv, &[hangup("cal_1", &sid, "NORMAL_CLEARING", false, at(t, 1_000))]).await;
+    feed(
+        &srv,
+        &[hangup(
+            "cal_1",
+            &sid,
+            "NORMAL_CLEARING",
+            false,
+            at(t, 1_000),
+        )],
+    )
+    .await;
     let view = srv.session(&sid).await;
-    assert_eq!((view["state"].clone(), view["active_call_id"].clone()), (json!("completed"), Value::Null));
+    assert_eq!(
+        (view["state"].clone(), view["active_call_id"].clone()),
+        (json!("completed"), Value::Null)
+    );
     srv.stop().await;
 }
 
@@ -174,7 +253,11 @@ async fn calls_live_at_a_crash_are_closed_on_restart() {
         &srv,
         &[
             initiated("cal_answered", &a, t),
-            EngineEvent::CallAnswered { call_id: "cal_answered".into(), session_id: a.clone(), at: at(t, 1_000) },
+            EngineEvent::CallAnswered {
+                call_id: "cal_answered".into(),
+                session_id: a.clone(),
+                at: at(t, 1_000),
+            },
             initiated("cal_ringing", &b, t),
         ],
     )
@@ -186,12 +269,24 @@ async fn calls_live_at_a_crash_are_closed_on_restart() {
     let answered = call(&srv, "cal_answered").await;
     assert_eq!(answered["state"], "completed");
     assert_eq!(answered["duration_ms"], 10_000);
-    assert_eq!((answered["hangup_cause"].clone(), answered["hangup_by"].clone()), (json!("SYSTEM_SHUTDOWN"), json!("system")));
+    assert_eq!(
+        (
+            answered["hangup_cause"].clone(),
+            answered["hangup_by"].clone()
+        ),
+        (json!("SYSTEM_SHUTDOWN"), json!("system"))
+    );
     let ringing = call(&srv, "cal_ringing").await;
-    assert_eq!((ringing["state"].clone(), ringing["duration_ms"].clone()), (json!("failed"), json!(0)));
+    assert_eq!(
+        (ringing["state"].clone(), ringing["duration_ms"].clone()),
+        (json!("failed"), json!(0))
+    );
     for sid in [&a, &b] {
         let view = srv.session(sid).await;
-        assert_eq!((view["state"].clone(), view["active_call_id"].clone()), (json!("open"), Value::Null));
+        assert_eq!(
+            (view["state"].clone(), view["active_call_id"].clone()),
+            (json!("open"), Value::Null)
+        );
     }
     assert_eq!(srv.running.engine().routes().len(), 2);
     srv.stop().await;

@@ -24,7 +24,8 @@ impl TempDir {
     pub fn new(tag: &str) -> TempDir {
         static SEQ: AtomicU32 = AtomicU32::new(0);
         let n = SEQ.fetch_add(1, Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("maskline-it-{tag}-{}-{n}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("maskline-it-{tag}-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
         TempDir(dir)
@@ -55,12 +56,18 @@ pub fn config(dir: &Path) -> Config {
     c.http.listen = "127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}"));
     c.store.url = format!("sqlite://{}/data/maskline.db", dir.display());
     c.recording.dir = dir.join("recordings");
-    c.tenants = vec![tenant("acme", ACME_KEY, &ACME_NUMBERS), tenant("beta", BETA_KEY, &[BETA_NUMBER])];
+    c.tenants = vec![
+        tenant("acme", ACME_KEY, &ACME_NUMBERS),
+        tenant("beta", BETA_KEY, &[BETA_NUMBER]),
+    ];
     c
 }
 
 pub fn wall_now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 /// A started server plus a client pointed at it.
@@ -73,11 +80,21 @@ pub struct Server {
 
 impl Server {
     pub async fn start(config: &Config, clock: Clock) -> Server {
-        let running = maskline::start(config, ServeOptions { clock: clock.clone() })
-            .await
-            .unwrap_or_else(|e| panic!("start: {e}"));
+        let running = maskline::start(
+            config,
+            ServeOptions {
+                clock: clock.clone(),
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("start: {e}"));
         let base = format!("http://{}", running.http_addr());
-        Server { running, clock, base, client: reqwest::Client::new() }
+        Server {
+            running,
+            clock,
+            base,
+            client: reqwest::Client::new(),
+        }
     }
 
     /// A server on a fresh store in `dir` with a manual clock at wall time.
@@ -89,20 +106,38 @@ impl Server {
         let resp = req.send().await.unwrap_or_else(|e| panic!("request: {e}"));
         let status = resp.status();
         let text = resp.text().await.unwrap_or_default();
-        let json = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{status}: not JSON ({e}): {text}"));
+        let json = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("{status}: not JSON ({e}): {text}"));
         (status, json)
     }
 
     pub async fn get(&self, path: &str, key: &str) -> (StatusCode, Value) {
-        self.send(self.client.get(format!("{}{path}", self.base)).header("X-API-Key", key)).await
+        self.send(
+            self.client
+                .get(format!("{}{path}", self.base))
+                .header("X-API-Key", key),
+        )
+        .await
     }
 
     pub async fn post(&self, path: &str, key: &str, body: &Value) -> (StatusCode, Value) {
-        self.send(self.client.post(format!("{}{path}", self.base)).header("X-API-Key", key).json(body)).await
+        self.send(
+            self.client
+                .post(format!("{}{path}", self.base))
+                .header("X-API-Key", key)
+                .json(body),
+        )
+        .await
     }
 
     pub async fn post_raw(&self, path: &str, key: &str, body: &'static str) -> (StatusCode, Value) {
-        self.send(self.client.post(format!("{}{path}", self.base)).header("X-API-Key", key).body(body)).await
+        self.send(
+            self.client
+                .post(format!("{}{path}", self.base))
+                .header("X-API-Key", key)
+                .body(body),
+        )
+        .await
     }
 
     /// Create a session for acme; panics unless 201.
@@ -113,11 +148,18 @@ impl Server {
     }
 
     pub async fn create_ab(&self) -> Value {
-        self.create(serde_json::json!({"party_a": PARTY_A, "party_b": PARTY_B})).await
+        self.create(serde_json::json!({"party_a": PARTY_A, "party_b": PARTY_B}))
+            .await
     }
 
     pub async fn complete(&self, id: &str) -> Value {
-        let (status, json) = self.post(&format!("/v1/sessions/{id}/complete"), ACME_KEY, &Value::Null).await;
+        let (status, json) = self
+            .post(
+                &format!("/v1/sessions/{id}/complete"),
+                ACME_KEY,
+                &Value::Null,
+            )
+            .await;
         assert_eq!(status, StatusCode::OK, "{json}");
         json
     }
@@ -131,7 +173,11 @@ impl Server {
     /// Event types of a tenant, oldest first.
     pub async fn event_types(&self, tenant: &str) -> Vec<(String, Value)> {
         let store = self.running.store();
-        let mut conn = store.pool().acquire().await.unwrap_or_else(|e| panic!("{e}"));
+        let mut conn = store
+            .pool()
+            .acquire()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
         let t = maskline::store::tenants::find_by_name(&mut conn, tenant)
             .await
             .ok()
@@ -146,7 +192,10 @@ impl Server {
     }
 
     pub async fn stop(self) {
-        self.running.shutdown().await.unwrap_or_else(|e| panic!("shutdown: {e}"));
+        self.running
+            .shutdown()
+            .await
+            .unwrap_or_else(|e| panic!("shutdown: {e}"));
     }
 }
 

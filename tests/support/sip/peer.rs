@@ -447,7 +447,7 @@ impl SipPeer {
         let contact = format!("sip:{owner}@{}", self.local);
         let dialog = Dialog::from_uas(invite, &tag, &contact)?;
         let contact_line = format!("Contact: <{contact}>");
-        self.respond(invite, 180, "Ringing", Some(&tag), &[contact_line.clone()], None)
+        self.respond(invite, 180, "Ringing", Some(&tag), std::slice::from_ref(&contact_line), None)
             .await?;
         let sdp = sdp_body(owner, rtp);
         self.respond(invite, 200, "OK", Some(&tag), &[contact_line], Some(&sdp))
@@ -533,13 +533,26 @@ mod tests {
         let got = callee.recv_request("INVITE").await?;
         assert_eq!(got.call_id(), Some(inv.call_id.as_str()));
         assert!(got.body_text().contains("o=+14155550101 "));
-        let mut uas = callee.answer_later(&got, rtp);
-        let (ok, mut uac) = tokio::join!(caller.answered(&inv, WAIT), async {
-            uas.as_mut().map(|_| ()).ok();
-            Ok::<(), E2eError>(())
-        });
-        ok.map(|_| ())?;
-        uac.map(|_| ())?;
+        let (uas, uac) = tokio::join!(
+            callee.answer(&got, "+14155550202", rtp),
+            caller.answered(&inv, WAIT)
+        );
+        let uas = uas?;
+        let (ok, mut uac) = uac?;
+        assert_eq!(ok.status(), Some(200));
+        assert_eq!(uac.remote_tag, uas.local_tag);
+        assert_eq!(uas.remote_tag, inv.tag);
+        // A retransmitted INVITE is answered again, not handed to the test.
+        caller.send_raw(inv.text.as_bytes()).await?;
+        let (bye_resp, bye) = tokio::join!(caller.bye(&mut uac), callee.expect_bye(&uas, WAIT));
+        assert_eq!(bye_resp?.status(), Some(200));
+        assert_eq!(bye?.cseq(), Some((2, "BYE")));
+        let invites = callee
+            .received()
+            .iter()
+            .filter(|d| d.starts_with(b"INVITE "))
+            .count();
+        assert_eq!(invites, 2, "the retransmission reached the callee");
         Ok(())
     }
 }
