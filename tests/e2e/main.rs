@@ -14,9 +14,15 @@ mod robustness;
 mod sessions;
 
 use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
 
 use maskline_e2e::sip::{header_uri, uri_user};
 use maskline_e2e::{BridgedCall, SipMessage};
+
+/// Overall bound of one test.
+pub const TEST_LIMIT: Duration = Duration::from_secs(30);
+/// Overall bound of the TTL test: a one-minute TTL plus margin.
+pub const TTL_TEST_LIMIT: Duration = Duration::from_secs(100);
 
 /// 127.0.0.1.
 pub const LOOPBACK: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);

@@ -7,11 +7,11 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use maskline_e2e::{
-    bridge_call, CallEnds, Maskline, Result, Sipp, SippOptions, StartOptions, PARTY_A, PARTY_B,
-    POOL, STRANGER,
+    bounded, bridge_call, CallEnds, Maskline, Result, Sipp, SippOptions, StartOptions, PARTY_A,
+    PARTY_B, POOL, STRANGER,
 };
 
-use crate::LOOPBACK;
+use crate::{LOOPBACK, TEST_LIMIT};
 
 /// Runs `uac_expect_<status>.xml` from `ip` as `caller` dialling `dialled`
 /// and asserts SIPp saw that status (and nothing reached the trunk).
@@ -45,47 +45,59 @@ async fn sipp_expects(
 
 #[tokio::test]
 async fn no_session_for_the_number_gets_404() -> Result<()> {
-    let ml = Maskline::start(StartOptions::default()).await?;
-    // A pool number with no session, and a number Maskline does not own.
-    sipp_expects(&ml, 404, LOOPBACK, PARTY_A, POOL[0]).await?;
-    sipp_expects(&ml, 404, LOOPBACK, PARTY_A, "+15559990000").await
+    bounded(TEST_LIMIT, async {
+        let ml = Maskline::start(StartOptions::default()).await?;
+        // A pool number with no session, and a number Maskline does not own.
+        sipp_expects(&ml, 404, LOOPBACK, PARTY_A, POOL[0]).await?;
+        sipp_expects(&ml, 404, LOOPBACK, PARTY_A, "+15559990000").await
+    })
+    .await
 }
 
 #[tokio::test]
 async fn caller_not_a_party_gets_403() -> Result<()> {
-    let ml = Maskline::start(StartOptions::default()).await?;
-    let session = ml.api().create_session(PARTY_A, PARTY_B, None).await?;
-    sipp_expects(&ml, 403, LOOPBACK, STRANGER, &session.masked_number).await
+    bounded(TEST_LIMIT, async {
+        let ml = Maskline::start(StartOptions::default()).await?;
+        let session = ml.api().create_session(PARTY_A, PARTY_B, None).await?;
+        sipp_expects(&ml, 403, LOOPBACK, STRANGER, &session.masked_number).await
+    })
+    .await
 }
 
 /// The trunk only accepts 127.0.0.1/32; SIPp sends from 127.0.0.2 with a
 /// caller that is a party, so only the source address is wrong.
 #[tokio::test]
 async fn source_outside_inbound_cidrs_gets_403() -> Result<()> {
-    let ml = Maskline::start(StartOptions {
-        inbound_cidrs: vec!["127.0.0.1/32".into()],
-        ..StartOptions::default()
+    bounded(TEST_LIMIT, async {
+        let ml = Maskline::start(StartOptions {
+            inbound_cidrs: vec!["127.0.0.1/32".into()],
+            ..StartOptions::default()
+        })
+        .await?;
+        let session = ml.api().create_session(PARTY_A, PARTY_B, None).await?;
+        let other_source = IpAddr::from([127, 0, 0, 2]);
+        sipp_expects(&ml, 403, other_source, PARTY_A, &session.masked_number).await
     })
-    .await?;
-    let session = ml.api().create_session(PARTY_A, PARTY_B, None).await?;
-    let other_source = IpAddr::from([127, 0, 0, 2]);
-    sipp_expects(&ml, 403, other_source, PARTY_A, &session.masked_number).await
+    .await
 }
 
 /// A→B is live; B dialling the masked number gets 486, and the live call
 /// is untouched (it still hangs up normally).
 #[tokio::test]
 async fn second_call_while_one_is_live_gets_486() -> Result<()> {
-    let ml = Maskline::start(StartOptions::default()).await?;
-    let session = ml.api().create_session(PARTY_A, PARTY_B, None).await?;
-    let mut call = bridge_call(
-        &ml,
-        CallEnds::slot(&ml, 0),
-        PARTY_A,
-        PARTY_B,
-        &session.masked_number,
-    )
-    .await?;
-    sipp_expects(&ml, 486, LOOPBACK, PARTY_B, &session.masked_number).await?;
-    call.caller_hangs_up().await
+    bounded(TEST_LIMIT, async {
+        let ml = Maskline::start(StartOptions::default()).await?;
+        let session = ml.api().create_session(PARTY_A, PARTY_B, None).await?;
+        let mut call = bridge_call(
+            &ml,
+            CallEnds::slot(&ml, 0),
+            PARTY_A,
+            PARTY_B,
+            &session.masked_number,
+        )
+        .await?;
+        sipp_expects(&ml, 486, LOOPBACK, PARTY_B, &session.masked_number).await?;
+        call.caller_hangs_up().await
+    })
+    .await
 }

@@ -3,10 +3,12 @@
 
 use std::time::Duration;
 
-use maskline_e2e::{Maskline, Result, SipPeer, StartOptions, WAIT};
+use maskline_e2e::{bounded, Maskline, Result, SipPeer, StartOptions, WAIT};
 use rand::Rng;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
+
+use crate::TEST_LIMIT;
 
 fn peer_addr(ml: &Maskline, i: u16) -> std::net::SocketAddr {
     std::net::SocketAddr::from(([127, 0, 0, 1], ml.ports().peer(i)))
@@ -23,92 +25,94 @@ async fn assert_healthy(ml: &mut Maskline, peer: &mut SipPeer) -> Result<()> {
 
 #[tokio::test]
 async fn options_gets_200() -> Result<()> {
-    let ml = Maskline::start(StartOptions::default()).await?;
-    let mut peer = SipPeer::bind(peer_addr(&ml, 0), ml.sip_addr()).await?;
-    let resp = peer.options(WAIT).await?;
-    assert_eq!(resp.status(), Some(200), "{}", resp.raw_text());
-    Ok(())
+    bounded(TEST_LIMIT, async {
+        let ml = Maskline::start(StartOptions::default()).await?;
+        let mut peer = SipPeer::bind(peer_addr(&ml, 0), ml.sip_addr()).await?;
+        let resp = peer.options(WAIT).await?;
+        assert_eq!(resp.status(), Some(200), "{}", resp.raw_text());
+        Ok(())
+    })
+    .await
 }
 
 /// A request whose CSeq is not a number (everything else well formed, so
 /// Maskline can address a response) gets 400, and the server keeps working.
 #[tokio::test]
 async fn malformed_request_gets_400_and_the_server_keeps_working() -> Result<()> {
-    let mut ml = Maskline::start(StartOptions::default()).await?;
-    let mut peer = SipPeer::bind(peer_addr(&ml, 0), ml.sip_addr()).await?;
-    let local = peer.local_addr();
-    let server = ml.sip_addr();
-    let call_id = "malformed-1@127.0.0.1";
-    let bad = format!(
-        "INVITE sip:+15550000001@{server} SIP/2.0\r\n\
-         Via: SIP/2.0/UDP {local};branch=z9hG4bKmalformed1;rport\r\n\
-         Max-Forwards: 70\r\n\
-         From: <sip:+14155550101@{local}>;tag=m1\r\n\
-         To: <sip:+15550000001@{server}>\r\n\
-         Call-ID: {call_id}\r\n\
-         CSeq: notanumber INVITE\r\n\
-         Contact: <sip:+14155550101@{local}>\r\n\
-         Content-Length: 0\r\n\r\n"
-    );
-    peer.send_raw(bad.as_bytes()).await?;
-    let resp = peer
-        .recv_where("a response to the malformed INVITE", WAIT, |m| {
-            m.call_id() == Some(call_id) && m.status().is_some_and(|s| s >= 200)
-        })
-        .await?;
-    assert_eq!(resp.status(), Some(400), "{}", resp.raw_text());
-    assert_healthy(&mut ml, &mut peer).await
+    bounded(TEST_LIMIT, async {
+        let mut ml = Maskline::start(StartOptions::default()).await?;
+        let mut peer = SipPeer::bind(peer_addr(&ml, 0), ml.sip_addr()).await?;
+        let local = peer.local_addr();
+        let server = ml.sip_addr();
+        let call_id = "malformed-1@127.0.0.1";
+        let bad = format!(
+            "INVITE sip:+15550000001@{server} SIP/2.0\r\n\
+             Via: SIP/2.0/UDP {local};branch=z9hG4bKmalformed1;rport\r\n\
+             Max-Forwards: 70\r\n\
+             From: <sip:+14155550101@{local}>;tag=m1\r\n\
+             To: <sip:+15550000001@{server}>\r\n\
+             Call-ID: {call_id}\r\n\
+             CSeq: notanumber INVITE\r\n\
+             Contact: <sip:+14155550101@{local}>\r\n\
+             Content-Length: 0\r\n\r\n"
+        );
+        peer.send_raw(bad.as_bytes()).await?;
+        let resp = peer
+            .recv_where("a response to the malformed INVITE", WAIT, |m| {
+                m.call_id() == Some(call_id) && m.status().is_some_and(|s| s >= 200)
+            })
+            .await?;
+        assert_eq!(resp.status(), Some(400), "{}", resp.raw_text());
+        assert_healthy(&mut ml, &mut peer).await
+    })
+    .await
 }
 
 /// A burst of junk datagrams (random bytes, truncated and absurd SIP) and
 /// junk on a TCP connection; then the server still answers OPTIONS.
 #[tokio::test]
 async fn garbage_does_not_crash_it() -> Result<()> {
-    let mut ml = Maskline::start(StartOptions::default()).await?;
-    let mut peer = SipPeer::bind(peer_addr(&ml, 0), ml.sip_addr()).await?;
-    let server = ml.sip_addr();
-    let local = peer.local_addr();
-    let templates: Vec<Vec<u8>> = vec![
-        Vec::new(),
-        b"\r\n\r\n".to_vec(),
-        b"INVITE".to_vec(),
-        b"INVITE sip:x SIP/2.0\r\n".to_vec(),
-        format!("INVITE sip:+15550000001@{server} SIP/2.0\r\nVia: SIP/2.0/UDP {local}\r\nContent-Length: 99999999\r\n\r\nv=0").into_bytes(),
-        format!("SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP {server};branch=z9hG4bKnothing\r\nCSeq: 1 INVITE\r\nCall-ID: none\r\n\r\n").into_bytes(),
-        format!("BYE sip:x@{server} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKjunk\r\nCall-ID: none\r\nCSeq: 1 BYE\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:c@d>;tag=2\r\n\r\n").into_bytes(),
-        format!("INVITE sip:+15550000001@{server} SIP/2.0\r\nVia: SIP/2.0/UDP [::1\r\nFrom: \u{0}\u{0}\r\nTo: <sip:@>\r\nCSeq: 4294967296 INVITE\r\nContent-Type: application/sdp\r\nContent-Length: 9\r\n\r\nm=audio x").into_bytes(),
-    ];
-    let mut rng = rand::rng();
-    for i in 0..600usize {
-        let mut datagram = match templates.get(i % (templates.len() + 1)) {
-            Some(t) => t.clone(),
-            None => {
-                let len = rng.random_range(1..1400);
-                (0..len).map(|_| rng.random::<u8>()).collect()
+    bounded(TEST_LIMIT, async {
+        let mut ml = Maskline::start(StartOptions::default()).await?;
+        let mut peer = SipPeer::bind(peer_addr(&ml, 0), ml.sip_addr()).await?;
+        let server = ml.sip_addr();
+        let local = peer.local_addr();
+        let templates: Vec<Vec<u8>> = vec![
+            Vec::new(),
+            b"\r\n\r\n".to_vec(),
+            b"INVITE".to_vec(),
+            b"INVITE sip:x SIP/2.0\r\n".to_vec(),
+            format!("INVITE sip:+15550000001@{server} SIP/2.0\r\nVia: SIP/2.0/UDP {local}\r\nContent-Length: 99999999\r\n\r\nv=0").into_bytes(),
+            format!("SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP {server};branch=z9hG4bKnothing\r\nCSeq: 1 INVITE\r\nCall-ID: none\r\n\r\n").into_bytes(),
+            format!("BYE sip:x@{server} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKjunk\r\nCall-ID: none\r\nCSeq: 1 BYE\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:c@d>;tag=2\r\n\r\n").into_bytes(),
+            format!("INVITE sip:+15550000001@{server} SIP/2.0\r\nVia: SIP/2.0/UDP [::1\r\nFrom: \u{0}\u{0}\r\nTo: <sip:@>\r\nCSeq: 4294967296 INVITE\r\nContent-Type: application/sdp\r\nContent-Length: 9\r\n\r\nm=audio x").into_bytes(),
+        ];
+        let mut rng = rand::rng();
+        for i in 0..600usize {
+            let mut datagram = match templates.get(i % (templates.len() + 1)) {
+                Some(t) => t.clone(),
+                None => {
+                    let len = rng.random_range(1..1400);
+                    (0..len).map(|_| rng.random::<u8>()).collect()
+                }
+            };
+            if i % 3 == 0 && !datagram.is_empty() {
+                let at = rng.random_range(0..datagram.len());
+                datagram.truncate(at.max(1));
             }
-        };
-        if i % 3 == 0 && !datagram.is_empty() {
-            let at = rng.random_range(0..datagram.len());
-            datagram.truncate(at.max(1));
+            peer.send_raw(&datagram).await?;
         }
-        peer.send_raw(&datagram).await?;
-    }
-    if let Ok(mut tcp) = TcpStream::connect(server).await {
-        let junk: Vec<u8> = (0..8192).map(|_| rng.random::<u8>()).collect();
-        let _ = tcp.write_all(&junk).await;
-        let _ = tcp
-            .write_all(b"INVITE sip:x SIP/2.0\r\nContent-Length: 100000000\r\n\r\n")
-            .await;
-        let _ = tcp.shutdown().await;
-    }
-    // Whatever Maskline answered to the junk stays in the peer's backlog;
-    // OPTIONS is matched by its own Call-ID.
-    tokio::time::timeout(Duration::from_secs(10), assert_healthy(&mut ml, &mut peer))
-        .await
-        .unwrap_or_else(|_| {
-            Err(maskline_e2e::E2eError::timeout(
-                "Maskline to stay healthy after the garbage",
-                Duration::from_secs(10),
-            ))
-        })
+        if let Ok(mut tcp) = TcpStream::connect(server).await {
+            let junk: Vec<u8> = (0..8192).map(|_| rng.random::<u8>()).collect();
+            let _ = tcp.write_all(&junk).await;
+            let _ = tcp
+                .write_all(b"INVITE sip:x SIP/2.0\r\nContent-Length: 100000000\r\n\r\n")
+                .await;
+            let _ = tcp.shutdown().await;
+        }
+        // Whatever Maskline answered to the junk stays in the peer's backlog;
+        // OPTIONS is matched by its own Call-ID.
+        assert_healthy(&mut ml, &mut peer).await
+    })
+    .await
 }

@@ -8,7 +8,12 @@ use crate::ports::PortBlock;
 /// The tenant's bootstrap API key.
 pub const API_KEY: &str = "test-key-0123456789abcdef";
 /// The tenant's pool of masked numbers.
-pub const POOL: [&str; 4] = ["+15550000001", "+15550000002", "+15550000003", "+15550000004"];
+pub const POOL: [&str; 4] = [
+    "+15550000001",
+    "+15550000002",
+    "+15550000003",
+    "+15550000004",
+];
 /// Party A's real number.
 pub const PARTY_A: &str = "+14155550101";
 /// Party B's real number.

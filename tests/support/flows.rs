@@ -98,7 +98,8 @@ pub async fn bridge_call(
     let mut callee_peer = SipPeer::bind(ml.trunk_addr(), ml.sip_addr()).await?;
     let caller_rtp = RtpEndpoint::bind(lo(ends.caller_rtp)).await?;
     let callee_rtp = RtpEndpoint::bind(lo(ends.callee_rtp)).await?;
-    let (mut caller_peer, invite) = dial(ml, ends.caller_sip, caller, dialled, ends.caller_rtp).await?;
+    let (mut caller_peer, invite) =
+        dial(ml, ends.caller_sip, caller, dialled, ends.caller_rtp).await?;
     let callee_invite = match callee_peer.recv_request("INVITE").await {
         Ok(m) => m,
         Err(e) => {
@@ -156,10 +157,12 @@ impl BridgedCall {
     pub async fn exchange_rtp(&self) -> Result<()> {
         let (to_caller_side, to_callee_side) = self.relay_addrs()?;
         let within = Duration::from_secs(5);
-        let want_at_callee: Vec<Vec<u8>> =
-            (0..RTP_PACKETS).map(|i| crate::rtp::payload(1, i)).collect();
-        let want_at_caller: Vec<Vec<u8>> =
-            (0..RTP_PACKETS).map(|i| crate::rtp::payload(2, i)).collect();
+        let want_at_callee: Vec<Vec<u8>> = (0..RTP_PACKETS)
+            .map(|i| crate::rtp::payload(1, i))
+            .collect();
+        let want_at_caller: Vec<Vec<u8>> = (0..RTP_PACKETS)
+            .map(|i| crate::rtp::payload(2, i))
+            .collect();
         let (a_sent, b_sent, at_callee, at_caller) = tokio::join!(
             self.caller_rtp.send_stream(to_caller_side, 1, RTP_PACKETS),
             self.callee_rtp.send_stream(to_callee_side, 2, RTP_PACKETS),

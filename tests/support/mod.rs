@@ -16,7 +16,8 @@
 //! - `rtp`: an RTP endpoint that sends and checks recognisable payloads
 //! - `sipp`: running the SIPp scenarios of `tests/sipp/`
 //! - `flows`: call set-ups shared by several tests ([`bridge_call`])
-//! - `wait`: bounded polling of a condition ([`wait_for`])
+//! - `wait`: bounded polling of a condition ([`wait_for`]) and the overall
+//!   bound of a test ([`bounded`])
 
 mod api;
 mod config;
@@ -38,7 +39,7 @@ pub use rtp::{RtpEndpoint, PAYLOAD_LEN};
 pub use server::Maskline;
 pub use sip::{Dialog, InviteSpec, OutgoingInvite, SipMessage, SipPeer, WAIT};
 pub use sipp::{Sipp, SippOptions, SippOutcome};
-pub use wait::wait_for;
+pub use wait::{bounded, wait_for};
 
 /// Every form in which `number` (E.164, with `+`) could leak in a message:
 /// itself and its digits without `+`.

@@ -80,8 +80,7 @@ impl PortBlock {
         let tcp_ok = [self.sip(), self.http()]
             .iter()
             .all(|p| TcpListener::bind(SocketAddrV4::new(ip, *p)).is_ok());
-        tcp_ok
-            && (0..BLOCK).all(|o| UdpSocket::bind(SocketAddrV4::new(ip, self.base + o)).is_ok())
+        tcp_ok && (0..BLOCK).all(|o| UdpSocket::bind(SocketAddrV4::new(ip, self.base + o)).is_ok())
     }
 
     /// First port of the block.

@@ -92,7 +92,12 @@ impl RtpEndpoint {
 
     /// Sends `count` packets of stream `stream` to `dest`, one every 20 ms
     /// like a phone; returns the payloads sent.
-    pub async fn send_stream(&self, dest: SocketAddr, stream: u8, count: u16) -> Result<Vec<Vec<u8>>> {
+    pub async fn send_stream(
+        &self,
+        dest: SocketAddr,
+        stream: u8,
+        count: u16,
+    ) -> Result<Vec<Vec<u8>>> {
         let mut tick = interval(Duration::from_millis(20));
         let mut sent = Vec::with_capacity(usize::from(count));
         let seq0: u16 = rand::random::<u16>() & 0x7fff;
@@ -193,13 +198,10 @@ mod tests {
         let any = SocketAddr::from(([127, 0, 0, 1], 0));
         let a = RtpEndpoint::bind(any).await?;
         let b = RtpEndpoint::bind(any).await?;
-        let (sent, recv) = tokio::join!(
-            a.send_stream(b.local_addr(), 1, 5),
-            async {
-                let want: Vec<Vec<u8>> = (0..5).map(|i| payload(1, i)).collect();
-                b.expect_payloads(&want, Duration::from_secs(5)).await
-            }
-        );
+        let (sent, recv) = tokio::join!(a.send_stream(b.local_addr(), 1, 5), async {
+            let want: Vec<Vec<u8>> = (0..5).map(|i| payload(1, i)).collect();
+            b.expect_payloads(&want, Duration::from_secs(5)).await
+        });
         assert_eq!(sent?.len(), 5);
         recv
     }

@@ -111,6 +111,7 @@ impl Maskline {
                 cmd.env_remove(key);
             }
         }
+        cmd.env("NO_COLOR", "1");
         if std::env::var_os("RUST_LOG").is_none() {
             cmd.env("RUST_LOG", "info,maskline=debug,maskline_engine=debug");
         }

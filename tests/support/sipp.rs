@@ -38,7 +38,13 @@ pub struct SippOptions {
 impl SippOptions {
     /// A UAC on `ip`/`ports` running `scenario` toward `remote`, dialling
     /// `service`.
-    pub fn uac(scenario: &str, ip: IpAddr, ports: SippPorts, remote: SocketAddr, service: &str) -> Self {
+    pub fn uac(
+        scenario: &str,
+        ip: IpAddr,
+        ports: SippPorts,
+        remote: SocketAddr,
+        service: &str,
+    ) -> Self {
         SippOptions {
             scenario: scenario.to_string(),
             ip,
@@ -216,7 +222,11 @@ impl Sipp {
                 let _ = child.kill();
                 let _ = child.wait();
                 return Err(E2eError::timeout(
-                    format!("SIPp `{}` to exit (killed it)\n{}", self.name, self.traces()),
+                    format!(
+                        "SIPp `{}` to exit (killed it)\n{}",
+                        self.name,
+                        self.traces()
+                    ),
                     within,
                 ));
             }
@@ -255,7 +265,9 @@ fn udp_bound(ip: IpAddr, port: u16) -> Result<Option<()>> {
     let table = fs::read_to_string("/proc/net/udp")
         .map_err(|e| E2eError::io("reading /proc/net/udp", e))?;
     let IpAddr::V4(v4) = ip else {
-        return Err(E2eError::Unexpected("SIPp on IPv6 is not supported here".into()));
+        return Err(E2eError::Unexpected(
+            "SIPp on IPv6 is not supported here".into(),
+        ));
     };
     let want_ip = format!("{:08X}", u32::from_le_bytes(v4.octets()));
     let found = table.lines().skip(1).any(|line| {
@@ -289,7 +301,10 @@ impl SippOutcome {
 
     fn messages_where(&self, marker: &str) -> Vec<String> {
         let mut out = Vec::new();
-        for section in self.messages.split("\n----------------------------------------------- ") {
+        for section in self
+            .messages
+            .split("\n----------------------------------------------- ")
+        {
             let mut lines = section.splitn(3, '\n');
             let _timestamp = lines.next();
             let Some(kind) = lines.next() else { continue };
@@ -343,7 +358,9 @@ mod tests {
         };
         let received = outcome.received();
         assert_eq!(received.len(), 1);
-        assert!(received.first().is_some_and(|m| m.starts_with("INVITE sip:x")));
+        assert!(received
+            .first()
+            .is_some_and(|m| m.starts_with("INVITE sip:x")));
         let sent = outcome.sent();
         assert_eq!(sent.len(), 1);
         assert!(sent.first().is_some_and(|m| m.starts_with("SIP/2.0 180")));
@@ -351,8 +368,7 @@ mod tests {
 
     #[test]
     fn finds_a_bound_udp_socket() -> Result<()> {
-        let sock = std::net::UdpSocket::bind("127.0.0.1:0")
-            .map_err(|e| E2eError::io("bind", e))?;
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0").map_err(|e| E2eError::io("bind", e))?;
         let port = sock
             .local_addr()
             .map_err(|e| E2eError::io("local_addr", e))?

@@ -31,6 +31,14 @@ where
     }
 }
 
+/// Runs a whole test body with an overall bound, so that no test can hang
+/// the suite whatever it waits on.
+pub async fn bounded<T>(limit: Duration, body: impl Future<Output = Result<T>>) -> Result<T> {
+    tokio::time::timeout(limit, body)
+        .await
+        .unwrap_or_else(|_| Err(E2eError::timeout("the whole test to finish", limit)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -45,6 +53,18 @@ mod tests {
         })
         .await;
         assert_eq!(got.ok(), Some(3));
+    }
+
+    #[tokio::test]
+    async fn bounded_stops_a_body_that_hangs() {
+        let hung = bounded(
+            Duration::from_millis(50),
+            std::future::pending::<Result<()>>(),
+        )
+        .await;
+        assert!(matches!(hung, Err(E2eError::Timeout { .. })), "{hung:?}");
+        let done = bounded(Duration::from_secs(5), async { Ok(7) }).await;
+        assert_eq!(done.ok(), Some(7));
     }
 
     #[tokio::test]

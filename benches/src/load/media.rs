@@ -219,7 +219,11 @@ async fn send(
 }
 
 /// One receiver; returns (direction, received, misrouted, latencies).
-async fn receive(sink: Sink, mut stop: watch::Receiver<bool>, epoch: Instant) -> (Dir, u64, u64, Vec<u32>) {
+async fn receive(
+    sink: Sink,
+    mut stop: watch::Receiver<bool>,
+    epoch: Instant,
+) -> (Dir, u64, u64, Vec<u32>) {
     let mut buf = [0u8; 2048];
     let (mut received, mut misrouted) = (0u64, 0u64);
     let mut latencies = Vec::new();
@@ -281,11 +285,40 @@ mod tests {
         let b = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
         let (a_addr, b_addr) = (a.local_addr().unwrap(), b.local_addr().unwrap());
         let streams = vec![
-            Stream { socket: a.clone(), dest: b_addr, index: 0, dir: Dir::AToB },
-            Stream { socket: b.clone(), dest: a_addr, index: 0, dir: Dir::BToA },
+            Stream {
+                socket: a.clone(),
+                dest: b_addr,
+                index: 0,
+                dir: Dir::AToB,
+            },
+            Stream {
+                socket: b.clone(),
+                dest: a_addr,
+                index: 0,
+                dir: Dir::BToA,
+            },
         ];
-        let sinks = vec![Sink { socket: b, index: 0, dir: Dir::AToB }, Sink { socket: a, index: 0, dir: Dir::BToA }];
-        let stats = pump(streams, sinks, 100, Duration::from_millis(200), 2, Instant::now()).await;
+        let sinks = vec![
+            Sink {
+                socket: b,
+                index: 0,
+                dir: Dir::AToB,
+            },
+            Sink {
+                socket: a,
+                index: 0,
+                dir: Dir::BToA,
+            },
+        ];
+        let stats = pump(
+            streams,
+            sinks,
+            100,
+            Duration::from_millis(200),
+            2,
+            Instant::now(),
+        )
+        .await;
         for d in [&stats.a_to_b, &stats.b_to_a] {
             assert!(d.sent >= 10, "{d:?}");
             assert_eq!(d.received, d.sent, "loopback must not lose: {d:?}");

@@ -142,7 +142,11 @@ impl LoadConfig {
         if self.engine_threads == 0 || self.generator_threads == 0 || self.concurrency == 0 {
             return bad("thread counts and --concurrency must be at least 1".into());
         }
-        for (name, addr) in [("--sip", self.sip), ("--uac", self.uac), ("--trunk", self.trunk)] {
+        for (name, addr) in [
+            ("--sip", self.sip),
+            ("--uac", self.uac),
+            ("--trunk", self.trunk),
+        ] {
             if !addr.ip().is_loopback() {
                 return bad(format!("{name} {addr} is not a loopback address"));
             }
@@ -151,7 +155,11 @@ impl LoadConfig {
         let first = lo.saturating_add(lo % 2);
         let pairs = usize::from(hi.saturating_sub(first).saturating_add(1) / 2);
         if pairs < 2 * self.calls {
-            return bad(format!("RTP range {lo}–{hi} has {pairs} port pairs; {} calls need {}", self.calls, 2 * self.calls));
+            return bad(format!(
+                "RTP range {lo}–{hi} has {pairs} port pairs; {} calls need {}",
+                self.calls,
+                2 * self.calls
+            ));
         }
         Ok(())
     }
@@ -189,10 +197,30 @@ mod tests {
     #[test]
     fn default_is_valid_and_checks_catch_mistakes() {
         assert!(LoadConfig::default().validate().is_ok());
-        let remote = LoadConfig { sip: "10.0.0.1:5060".parse().unwrap(), ..LoadConfig::default() };
-        assert!(remote.validate().unwrap_err().to_string().contains("loopback"));
-        let small = LoadConfig { calls: 10, rtp_ports: (41000, 41030), ..LoadConfig::default() };
-        assert!(small.validate().unwrap_err().to_string().contains("port pairs"));
-        assert!(LoadConfig { pps: 0, ..LoadConfig::default() }.validate().is_err());
+        let remote = LoadConfig {
+            sip: "10.0.0.1:5060".parse().unwrap(),
+            ..LoadConfig::default()
+        };
+        assert!(remote
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("loopback"));
+        let small = LoadConfig {
+            calls: 10,
+            rtp_ports: (41000, 41030),
+            ..LoadConfig::default()
+        };
+        assert!(small
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("port pairs"));
+        assert!(LoadConfig {
+            pps: 0,
+            ..LoadConfig::default()
+        }
+        .validate()
+        .is_err());
     }
 }

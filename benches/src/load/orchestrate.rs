@@ -57,8 +57,13 @@ struct Established {
 }
 
 /// Spawn `fut` on the generator runtime and wait for it.
-async fn on<T: Send + 'static>(gen: &Handle, fut: impl Future<Output = T> + Send + 'static) -> Result<T, LoadError> {
-    gen.spawn(fut).await.map_err(|e| LoadError::Task(e.to_string()))
+async fn on<T: Send + 'static>(
+    gen: &Handle,
+    fut: impl Future<Output = T> + Send + 'static,
+) -> Result<T, LoadError> {
+    gen.spawn(fut)
+        .await
+        .map_err(|e| LoadError::Task(e.to_string()))
 }
 
 fn proc<T>(r: std::io::Result<T>) -> Result<T, LoadError> {
@@ -94,7 +99,11 @@ pub(super) async fn run(cfg: LoadConfig, gen: Handle) -> Result<LoadReport, Load
     // Setup.
     let setup_start = Instant::now();
     let a_media: Vec<SocketAddr> = sockets.media.iter().map(|(a, _)| local(a)).collect();
-    let results = on(&gen, setup_all(uac.clone(), specs.clone(), a_media, cfg.concurrency)).await?;
+    let results = on(
+        &gen,
+        setup_all(uac.clone(), specs.clone(), a_media, cfg.concurrency),
+    )
+    .await?;
     report.setup_secs = setup_start.elapsed().as_secs_f64();
     let mut established = Vec::new();
     for result in results {
@@ -119,8 +128,10 @@ pub(super) async fn run(cfg: LoadConfig, gen: Handle) -> Result<LoadReport, Load
     report.rss_after_media_kib = proc(procstat::rss_kib())?;
 
     // Teardown.
-    let dialogs: Vec<(CallSpec, ADialog)> =
-        established.iter().filter_map(|e| Some((specs.get(e.dialog.index)?.clone(), e.dialog.clone()))).collect();
+    let dialogs: Vec<(CallSpec, ADialog)> = established
+        .iter()
+        .filter_map(|e| Some((specs.get(e.dialog.index)?.clone(), e.dialog.clone())))
+        .collect();
     report.calls_torn_down = on(&gen, bye_all(uac.clone(), dialogs, cfg.concurrency)).await?;
     let final_tally = wait_for(&tally, |t| t.hangups >= t.initiated).await;
     report.hangup_events = final_tally.hangups;
@@ -138,7 +149,9 @@ pub(super) async fn run(cfg: LoadConfig, gen: Handle) -> Result<LoadReport, Load
 }
 
 fn local(socket: &UdpSocket) -> SocketAddr {
-    socket.local_addr().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+    socket
+        .local_addr()
+        .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
 }
 
 fn engine_config(cfg: &LoadConfig, trunk: SocketAddr) -> Result<sip_config::Config, LoadError> {
@@ -150,18 +163,30 @@ fn engine_config(cfg: &LoadConfig, trunk: SocketAddr) -> Result<sip_config::Conf
     c.trunks = vec![TrunkConfig {
         name: "relay-load".into(),
         address: trunk,
-        inbound_cidrs: vec![Cidr { addr: cfg.uac.ip(), prefix: if cfg.uac.is_ipv4() { 32 } else { 128 } }],
+        inbound_cidrs: vec![Cidr {
+            addr: cfg.uac.ip(),
+            prefix: if cfg.uac.is_ipv4() { 32 } else { 128 },
+        }],
         ..TrunkConfig::default()
     }];
     c.validate().map_err(|problems| {
-        LoadError::Config(problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))
+        LoadError::Config(
+            problems
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; "),
+        )
     })?;
     Ok(c)
 }
 
 async fn bind_sockets(cfg: LoadConfig) -> Result<Sockets, LoadError> {
     let bind = |what: &'static str, addr: SocketAddr| async move {
-        UdpSocket::bind(addr).await.map(Arc::new).map_err(|source| LoadError::Bind { what, addr, source })
+        UdpSocket::bind(addr)
+            .await
+            .map(Arc::new)
+            .map_err(|source| LoadError::Bind { what, addr, source })
     };
     let uac = bind("the UAC (A side)", cfg.uac).await?;
     let uas = bind("the UAS (B side, trunk)", cfg.trunk).await?;
@@ -179,7 +204,10 @@ async fn bind_sockets(cfg: LoadConfig) -> Result<Sockets, LoadError> {
             }
         }
         if cfg.media_base != 0 {
-            port = port.checked_add(1).ok_or(LoadError::NoMediaPort { needed, base: cfg.media_base })?;
+            port = port.checked_add(1).ok_or(LoadError::NoMediaPort {
+                needed,
+                base: cfg.media_base,
+            })?;
         }
     }
     let mut it = sockets.into_iter();
@@ -187,10 +215,19 @@ async fn bind_sockets(cfg: LoadConfig) -> Result<Sockets, LoadError> {
     while let (Some(a), Some(b)) = (it.next(), it.next()) {
         media.push((a, b));
     }
-    Ok(Sockets { uac, uac_addr, uas, uas_addr, media })
+    Ok(Sockets {
+        uac,
+        uac_addr,
+        uas,
+        uas_addr,
+        media,
+    })
 }
 
-async fn drain_events(mut events: mpsc::UnboundedReceiver<EngineEvent>, tally: watch::Sender<Tally>) {
+async fn drain_events(
+    mut events: mpsc::UnboundedReceiver<EngineEvent>,
+    tally: watch::Sender<Tally>,
+) {
     while let Some(event) = events.recv().await {
         tally.send_modify(|t| match event {
             EngineEvent::CallInitiated { .. } => t.initiated += 1,
@@ -227,7 +264,9 @@ async fn setup_all(
         let uac = uac.clone();
         set.spawn(async move {
             let _permit = permit;
-            uac.invite(&spec, m).await.map_err(|e: CallError| format!("call {}: {e}", spec.index))
+            uac.invite(&spec, m)
+                .await
+                .map_err(|e: CallError| format!("call {}: {e}", spec.index))
         });
     }
     let mut out = Vec::new();
@@ -281,14 +320,34 @@ fn streams(
 ) -> (Vec<Stream>, Vec<Sink>) {
     let (mut streams, mut sinks) = (Vec::new(), Vec::new());
     for e in established {
-        let Some(pair) = sockets_of(e, s) else { continue };
+        let Some(pair) = sockets_of(e, s) else {
+            continue;
+        };
         let (a, b) = pair;
         let (a_dest, b_dest) = dests(e, pair);
         let index = index_u32(e.dialog.index);
-        streams.push(Stream { socket: a.clone(), dest: a_dest, index, dir: Dir::AToB });
-        streams.push(Stream { socket: b.clone(), dest: b_dest, index, dir: Dir::BToA });
-        sinks.push(Sink { socket: b.clone(), index, dir: Dir::AToB });
-        sinks.push(Sink { socket: a.clone(), index, dir: Dir::BToA });
+        streams.push(Stream {
+            socket: a.clone(),
+            dest: a_dest,
+            index,
+            dir: Dir::AToB,
+        });
+        streams.push(Stream {
+            socket: b.clone(),
+            dest: b_dest,
+            index,
+            dir: Dir::BToA,
+        });
+        sinks.push(Sink {
+            socket: b.clone(),
+            index,
+            dir: Dir::AToB,
+        });
+        sinks.push(Sink {
+            socket: a.clone(),
+            index,
+            dir: Dir::BToA,
+        });
     }
     (streams, sinks)
 }
@@ -304,7 +363,11 @@ async fn measure(
 ) -> Result<PhaseReport, LoadError> {
     let shards = streams.len().div_ceil(STREAMS_PER_SHARD).max(1);
     let before: CpuTicks = proc(procstat::cpu_ticks())?;
-    let mut stats: PumpStats = on(gen, media::pump(streams, sinks, cfg.pps, duration, shards, epoch)).await?;
+    let mut stats: PumpStats = on(
+        gen,
+        media::pump(streams, sinks, cfg.pps, duration, shards, epoch),
+    )
+    .await?;
     let cpu = proc(procstat::cpu_ticks())?.since(&before);
     Ok(PhaseReport {
         a_to_b: DirectionReport::from_stats(&mut stats.a_to_b),

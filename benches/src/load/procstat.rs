@@ -43,12 +43,19 @@ pub fn cpu_ticks() -> io::Result<CpuTicks> {
     let process = stat_fields(&fs::read_to_string("/proc/self/stat")?)
         .map(|(_, ticks)| ticks)
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "unreadable /proc/self/stat"))?;
-    let mut out = CpuTicks { process, ..CpuTicks::default() };
+    let mut out = CpuTicks {
+        process,
+        ..CpuTicks::default()
+    };
     for entry in fs::read_dir("/proc/self/task")? {
         let path = entry?.path().join("stat");
         // A thread may exit between listing and reading.
-        let Ok(text) = fs::read_to_string(path) else { continue };
-        let Some((comm, ticks)) = stat_fields(&text) else { continue };
+        let Ok(text) = fs::read_to_string(path) else {
+            continue;
+        };
+        let Some((comm, ticks)) = stat_fields(&text) else {
+            continue;
+        };
         if comm.starts_with(ENGINE_THREAD) {
             out.engine += ticks;
         } else if comm.starts_with(GENERATOR_THREAD) {
@@ -89,7 +96,8 @@ mod tests {
 
     #[test]
     fn parses_stat_with_awkward_comm() {
-        let line = "1234 (ml-engine) w) S 1 1234 1234 0 -1 4194560 100 0 0 0 57 13 0 0 20 0 3 0 100 0 0";
+        let line =
+            "1234 (ml-engine) w) S 1 1234 1234 0 -1 4194560 100 0 0 0 57 13 0 0 20 0 3 0 100 0 0";
         assert_eq!(stat_fields(line), Some(("ml-engine) w", 70)));
         assert_eq!(stat_fields("1 (x) S 1 2"), None);
     }

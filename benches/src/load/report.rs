@@ -128,7 +128,10 @@ impl LoadReport {
     pub fn rss_per_call_kib(&self) -> (f64, f64) {
         let n = self.calls_set_up.max(1) as f64;
         let delta = |after: u64| after.saturating_sub(self.rss_before_kib) as f64 / n;
-        (delta(self.rss_after_setup_kib), delta(self.rss_after_media_kib))
+        (
+            delta(self.rss_after_setup_kib),
+            delta(self.rss_after_media_kib),
+        )
     }
 }
 
@@ -166,7 +169,10 @@ impl fmt::Display for Opt {
 }
 
 fn direction_rows(f: &mut fmt::Formatter<'_>, p: &PhaseReport) -> fmt::Result {
-    writeln!(f, "  direction        sent    received   loss %  misrouted   p50 µs   p99 µs   max µs")?;
+    writeln!(
+        f,
+        "  direction        sent    received   loss %  misrouted   p50 µs   p99 µs   max µs"
+    )?;
     for (name, d) in [("A→B", &p.a_to_b), ("B→A", &p.b_to_a)] {
         writeln!(
             f,
@@ -238,7 +244,11 @@ engine {} thread(s), generator {} thread(s), same process",
             self.rss_before_kib, self.rss_after_setup_kib, self.rss_after_media_kib
         )?;
         if let Some(b) = &self.baseline {
-            writeln!(f, "baseline: same generator, packets sent directly A↔B (no relay), {:.1} s:", b.secs)?;
+            writeln!(
+                f,
+                "baseline: same generator, packets sent directly A↔B (no relay), {:.1} s:",
+                b.secs
+            )?;
             direction_rows(f, b)?;
             writeln!(
                 f,
@@ -266,7 +276,11 @@ mod tests {
 
     #[test]
     fn loss_rates_and_per_call_memory() {
-        let d = DirectionReport { sent: 200, received: 199, ..Default::default() };
+        let d = DirectionReport {
+            sent: 200,
+            received: 199,
+            ..Default::default()
+        };
         assert!((d.loss_pct() - 0.5).abs() < 1e-9);
         assert_eq!(DirectionReport::default().loss_pct(), 0.0);
         let r = LoadReport {
@@ -274,8 +288,15 @@ mod tests {
             rss_before_kib: 1000,
             rss_after_setup_kib: 1500,
             rss_after_media_kib: 1600,
-            engine: EngineCounters { a_to_b: 500, b_to_a: 500, dropped: 0 },
-            relay: PhaseReport { secs: 2.0, ..Default::default() },
+            engine: EngineCounters {
+                a_to_b: 500,
+                b_to_a: 500,
+                dropped: 0,
+            },
+            relay: PhaseReport {
+                secs: 2.0,
+                ..Default::default()
+            },
             ..Default::default()
         };
         assert_eq!(r.rss_per_call_kib(), (50.0, 60.0));
@@ -286,7 +307,12 @@ mod tests {
 
     #[test]
     fn direction_summary_takes_quantiles_in_microseconds() {
-        let mut s = DirStats { sent: 3, received: 3, latencies_ns: vec![3000, 1000, 2000], ..Default::default() };
+        let mut s = DirStats {
+            sent: 3,
+            received: 3,
+            latencies_ns: vec![3000, 1000, 2000],
+            ..Default::default()
+        };
         let d = DirectionReport::from_stats(&mut s);
         assert_eq!((d.p50_us, d.max_us), (Some(2.0), Some(3.0)));
     }

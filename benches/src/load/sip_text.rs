@@ -42,7 +42,11 @@ impl<'a> SipText<'a> {
                 headers.push((name.trim(), value.trim()));
             }
         }
-        Some(SipText { start, headers, body })
+        Some(SipText {
+            start,
+            headers,
+            body,
+        })
     }
 
     /// Status code of a response.
@@ -67,13 +71,19 @@ impl<'a> SipText<'a> {
 
     /// First value of a header (case-insensitive, compact names accepted).
     pub fn header(&self, name: &str) -> Option<&'a str> {
-        self.headers.iter().find(|(n, _)| same_header(n, name)).map(|(_, v)| *v)
+        self.headers
+            .iter()
+            .find(|(n, _)| same_header(n, name))
+            .map(|(_, v)| *v)
     }
 
     /// Every value of a header, in order.
     pub fn headers(&self, name: &str) -> impl Iterator<Item = &'a str> + '_ {
         let name = name.to_string();
-        self.headers.iter().filter(move |(n, _)| same_header(n, &name)).map(|(_, v)| *v)
+        self.headers
+            .iter()
+            .filter(move |(n, _)| same_header(n, &name))
+            .map(|(_, v)| *v)
     }
 
     /// Call-ID.
@@ -121,7 +131,9 @@ fn same_header(have: &str, want: &str) -> bool {
 
 /// User part of a SIP URI.
 pub fn uri_user(uri: &str) -> Option<&str> {
-    let rest = uri.strip_prefix("sip:").or_else(|| uri.strip_prefix("sips:"))?;
+    let rest = uri
+        .strip_prefix("sip:")
+        .or_else(|| uri.strip_prefix("sips:"))?;
     let (user, _) = rest.split_once('@')?;
     Some(user)
 }
@@ -144,7 +156,10 @@ pub fn sdp_audio_addr(body: &[u8]) -> Option<SocketAddr> {
                 port = rest.split_whitespace().nth(1).and_then(|p| p.parse().ok());
             }
         } else if let Some(rest) = line.strip_prefix("c=") {
-            let ip = rest.split_whitespace().nth(2).and_then(|a| a.split('/').next()?.parse().ok());
+            let ip = rest
+                .split_whitespace()
+                .nth(2)
+                .and_then(|a| a.split('/').next()?.parse().ok());
             if in_audio {
                 media_ip = ip;
             } else if port.is_none() {
@@ -158,7 +173,12 @@ pub fn sdp_audio_addr(body: &[u8]) -> Option<SocketAddr> {
 /// A `200 OK` to a request, copying Via, From, To, Call-ID and CSeq
 /// (adding `to_tag` when To has none), plus `extra` header lines (each
 /// ending in CRLF) and an optional SDP body.
-pub fn ok_response(req: &SipText<'_>, to_tag: Option<&str>, extra: &str, sdp: Option<&str>) -> Vec<u8> {
+pub fn ok_response(
+    req: &SipText<'_>,
+    to_tag: Option<&str>,
+    extra: &str,
+    sdp: Option<&str>,
+) -> Vec<u8> {
     let mut out = String::with_capacity(512);
     out.push_str("SIP/2.0 200 OK\r\n");
     for via in req.headers("Via") {
@@ -166,8 +186,15 @@ pub fn ok_response(req: &SipText<'_>, to_tag: Option<&str>, extra: &str, sdp: Op
         out.push_str(via);
         out.push_str("\r\n");
     }
-    for (name, canonical) in [("From", "From"), ("To", "To"), ("Call-ID", "Call-ID"), ("CSeq", "CSeq")] {
-        let Some(value) = req.header(name) else { continue };
+    for (name, canonical) in [
+        ("From", "From"),
+        ("To", "To"),
+        ("Call-ID", "Call-ID"),
+        ("CSeq", "CSeq"),
+    ] {
+        let Some(value) = req.header(name) else {
+            continue;
+        };
         out.push_str(canonical);
         out.push_str(": ");
         out.push_str(value);
@@ -182,7 +209,10 @@ pub fn ok_response(req: &SipText<'_>, to_tag: Option<&str>, extra: &str, sdp: Op
     out.push_str(extra);
     match sdp {
         Some(body) => {
-            out.push_str(&format!("Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n", body.len()));
+            out.push_str(&format!(
+                "Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            ));
             out.push_str(body);
         }
         None => out.push_str("Content-Length: 0\r\n\r\n"),
@@ -205,7 +235,8 @@ a=fmtp:101 0-15\r\na=ptime:20\r\na=sendrecv\r\n",
 mod tests {
     use super::*;
 
-    const OK: &str = "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:25070;branch=z9hG4bK1;rport=25070\r\n\
+    const OK: &str =
+        "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:25070;branch=z9hG4bK1;rport=25070\r\n\
 f: <sip:+14150000001@127.0.0.1>;tag=abc\r\nTo: <sip:+15550000001@127.0.0.1:25060>;tag=xyz\r\n\
 i: call-1@127.0.0.1\r\nCSeq: 1 INVITE\r\nContact: <sip:+15550000001@127.0.0.1:25060>\r\n\
 Content-Type: application/sdp\r\nContent-Length: 10\r\n\r\n";
@@ -222,7 +253,10 @@ Content-Type: application/sdp\r\nContent-Length: 10\r\n\r\n";
         assert_eq!(msg.tag("From"), Some("abc"));
         assert_eq!(msg.tag("To"), Some("xyz"));
         assert_eq!(msg.contact_uri(), Some("sip:+15550000001@127.0.0.1:25060"));
-        assert_eq!(sdp_audio_addr(msg.body), Some("127.0.0.1:40002".parse().unwrap()));
+        assert_eq!(
+            sdp_audio_addr(msg.body),
+            Some("127.0.0.1:40002".parse().unwrap())
+        );
     }
 
     #[test]
@@ -234,7 +268,12 @@ CSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n";
         assert_eq!(msg.method(), Some("INVITE"));
         assert_eq!(msg.request_user(), Some("+14160000001"));
         assert_eq!(msg.tag("To"), None);
-        let ok = ok_response(&msg, Some("t9"), "Contact: <sip:b@127.0.0.1>\r\n", Some("v=0\r\n"));
+        let ok = ok_response(
+            &msg,
+            Some("t9"),
+            "Contact: <sip:b@127.0.0.1>\r\n",
+            Some("v=0\r\n"),
+        );
         let ok = SipText::parse(&ok).unwrap();
         assert_eq!(ok.status(), Some(200));
         assert_eq!(ok.tag("To"), Some("t9"));
@@ -245,9 +284,15 @@ CSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n";
     #[test]
     fn media_level_connection_wins_and_garbage_is_none() {
         let sdp = "v=0\r\nc=IN IP4 10.0.0.1\r\nm=audio 5000 RTP/AVP 0\r\nc=IN IP4 10.0.0.2\r\nm=video 6000 RTP/AVP 96\r\n";
-        assert_eq!(sdp_audio_addr(sdp.as_bytes()), Some("10.0.0.2:5000".parse().unwrap()));
+        assert_eq!(
+            sdp_audio_addr(sdp.as_bytes()),
+            Some("10.0.0.2:5000".parse().unwrap())
+        );
         let offer = sdp_offer(7, "127.0.0.1:50000".parse().unwrap());
-        assert_eq!(sdp_audio_addr(offer.as_bytes()), Some("127.0.0.1:50000".parse().unwrap()));
+        assert_eq!(
+            sdp_audio_addr(offer.as_bytes()),
+            Some("127.0.0.1:50000".parse().unwrap())
+        );
         assert_eq!(sdp_audio_addr(b"v=0\r\n"), None);
         assert!(SipText::parse(b"no blank line").is_none());
         assert!(SipText::parse(&[0xff, b'\r', b'\n', b'\r', b'\n']).is_none());

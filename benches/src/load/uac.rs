@@ -99,8 +99,12 @@ impl Uac {
     pub async fn run(self: Arc<Self>) {
         let mut buf = vec![0u8; 65536];
         loop {
-            let Ok((len, src)) = self.socket.recv_from(&mut buf).await else { continue };
-            let Some(msg) = buf.get(..len).and_then(SipText::parse) else { continue };
+            let Ok((len, src)) = self.socket.recv_from(&mut buf).await else {
+                continue;
+            };
+            let Some(msg) = buf.get(..len).and_then(SipText::parse) else {
+                continue;
+            };
             self.on_message(&msg, src).await;
         }
     }
@@ -110,7 +114,10 @@ impl Uac {
         let Some(status) = msg.status() else {
             // A request from the engine (e.g. BYE after a failure): accept it.
             if msg.method() != Some("ACK") {
-                let _ = self.socket.send_to(&ok_response(msg, None, "", None), src).await;
+                let _ = self
+                    .socket
+                    .send_to(&ok_response(msg, None, "", None), src)
+                    .await;
             }
             return;
         };
@@ -162,11 +169,21 @@ Content-Length: {len}\r\n\r\n{sdp}",
             cid = call.call_id,
             len = sdp.len(),
         );
-        let ok = self.transact(&call.call_id, invite.into_bytes(), "INVITE").await?;
+        let ok = self
+            .transact(&call.call_id, invite.into_bytes(), "INVITE")
+            .await?;
         let to_tag = ok.to_tag.ok_or(CallError::Incomplete("a To tag"))?;
         let remote_target = ok.contact.ok_or(CallError::Incomplete("a Contact"))?;
-        let relay = ok.media.ok_or(CallError::Incomplete("an SDP audio address"))?;
-        let dialog = ADialog { index: call.index, call_id: call.call_id.clone(), to_tag, remote_target, relay };
+        let relay = ok
+            .media
+            .ok_or(CallError::Incomplete("an SDP audio address"))?;
+        let dialog = ADialog {
+            index: call.index,
+            call_id: call.call_id.clone(),
+            to_tag,
+            remote_target,
+            relay,
+        };
         let ack = self.in_dialog(call, &dialog, "ACK", 1, "ack");
         locked(&self.acks).insert(call.call_id.clone(), ack.clone());
         self.send(&ack).await?;
@@ -179,7 +196,14 @@ Content-Length: {len}\r\n\r\n{sdp}",
         self.transact(&call.call_id, bye, "BYE").await.map(|_| ())
     }
 
-    fn in_dialog(&self, call: &CallSpec, d: &ADialog, method: &str, cseq: u32, branch: &str) -> Vec<u8> {
+    fn in_dialog(
+        &self,
+        call: &CallSpec,
+        d: &ADialog,
+        method: &str,
+        cseq: u32,
+        branch: &str,
+    ) -> Vec<u8> {
         format!(
             "{method} {target} SIP/2.0\r\n\
 Via: SIP/2.0/UDP {local};branch=z9hG4bK-load-{i}-{branch};rport\r\n\
@@ -213,7 +237,12 @@ Content-Length: 0\r\n\r\n",
 
     /// Send `request` and retransmit it until a final response arrives
     /// (an INVITE stops retransmitting on a provisional one).
-    async fn transact(&self, call_id: &str, request: Vec<u8>, method: &'static str) -> Result<Reply, CallError> {
+    async fn transact(
+        &self,
+        call_id: &str,
+        request: Vec<u8>,
+        method: &'static str,
+    ) -> Result<Reply, CallError> {
         let (tx, mut rx) = mpsc::unbounded_channel();
         locked(&self.waiters).insert(call_id.to_string(), tx);
         let result = self.transact_inner(&request, method, &mut rx).await;

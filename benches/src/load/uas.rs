@@ -64,14 +64,35 @@ impl Uas {
     /// A UAS on `socket` (bound at `local`, the trunk address) for calls
     /// whose party B numbers are `callees` (index order) and whose B media
     /// sockets are at `media`.
-    pub fn new(socket: Arc<UdpSocket>, local: SocketAddr, callees: &[String], media: Vec<SocketAddr>) -> Arc<Uas> {
-        let callees = callees.iter().enumerate().map(|(i, n)| (n.clone(), i)).collect();
-        let state = State { dialogs: HashMap::new(), relay_targets: vec![None; media.len()], counts: UasCounts::default() };
-        Arc::new(Uas { socket, local, callees, media, state: Mutex::new(state) })
+    pub fn new(
+        socket: Arc<UdpSocket>,
+        local: SocketAddr,
+        callees: &[String],
+        media: Vec<SocketAddr>,
+    ) -> Arc<Uas> {
+        let callees = callees
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.clone(), i))
+            .collect();
+        let state = State {
+            dialogs: HashMap::new(),
+            relay_targets: vec![None; media.len()],
+            counts: UasCounts::default(),
+        };
+        Arc::new(Uas {
+            socket,
+            local,
+            callees,
+            media,
+            state: Mutex::new(state),
+        })
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Where the engine wants call `index`'s B media (its B-side relay
@@ -114,7 +135,9 @@ impl Uas {
                 if let Some(d) = state.dialogs.get(call_id) {
                     return Some(d.ok.clone()); // retransmitted INVITE
                 }
-                let index = msg.request_user().and_then(|u| self.callees.get(u).copied());
+                let index = msg
+                    .request_user()
+                    .and_then(|u| self.callees.get(u).copied());
                 let (Some(index), Some(target)) = (index, sdp_audio_addr(msg.body)) else {
                     state.counts.unknown += 1;
                     return None;
@@ -194,24 +217,55 @@ v=0\r\nc=IN IP4 127.0.0.1\r\nm=audio 40006 RTP/AVP 0\r\n";
     async fn answers_invite_once_and_counts_ack_and_bye() {
         let socket = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
         let local = socket.local_addr().unwrap();
-        let media: Vec<SocketAddr> = vec!["127.0.0.1:50000".parse().unwrap(), "127.0.0.1:50002".parse().unwrap()];
-        let uas = Uas::new(socket, local, &["+14160000000".into(), "+14160000001".into()], media);
+        let media: Vec<SocketAddr> = vec![
+            "127.0.0.1:50000".parse().unwrap(),
+            "127.0.0.1:50002".parse().unwrap(),
+        ];
+        let uas = Uas::new(
+            socket,
+            local,
+            &["+14160000000".into(), "+14160000001".into()],
+            media,
+        );
         let src: SocketAddr = "127.0.0.1:25060".parse().unwrap();
         let invite = SipText::parse(INVITE.as_bytes()).unwrap();
         let ok = uas.on_message(&invite, src).unwrap();
         let ok_text = SipText::parse(&ok).unwrap();
         assert_eq!(ok_text.status(), Some(200));
         assert_eq!(ok_text.tag("To"), Some("b1"));
-        assert_eq!(sdp_audio_addr(ok_text.body), Some("127.0.0.1:50002".parse().unwrap()));
-        assert_eq!(uas.relay_target(1), Some("127.0.0.1:40006".parse().unwrap()));
+        assert_eq!(
+            sdp_audio_addr(ok_text.body),
+            Some("127.0.0.1:50002".parse().unwrap())
+        );
+        assert_eq!(
+            uas.relay_target(1),
+            Some("127.0.0.1:40006".parse().unwrap())
+        );
         assert_eq!(uas.relay_target(0), None);
         // A retransmitted INVITE gets the same 200, not a second dialog.
         assert_eq!(uas.on_message(&invite, src), Some(ok));
-        let ack = INVITE.replace("INVITE sip", "ACK sip").replace("1 INVITE", "1 ACK");
-        assert_eq!(uas.on_message(&SipText::parse(ack.as_bytes()).unwrap(), src), None);
-        let bye = INVITE.replace("INVITE sip", "BYE sip").replace("1 INVITE", "2 BYE");
-        let bye_ok = uas.on_message(&SipText::parse(bye.as_bytes()).unwrap(), src).unwrap();
+        let ack = INVITE
+            .replace("INVITE sip", "ACK sip")
+            .replace("1 INVITE", "1 ACK");
+        assert_eq!(
+            uas.on_message(&SipText::parse(ack.as_bytes()).unwrap(), src),
+            None
+        );
+        let bye = INVITE
+            .replace("INVITE sip", "BYE sip")
+            .replace("1 INVITE", "2 BYE");
+        let bye_ok = uas
+            .on_message(&SipText::parse(bye.as_bytes()).unwrap(), src)
+            .unwrap();
         assert_eq!(SipText::parse(&bye_ok).unwrap().status(), Some(200));
-        assert_eq!(uas.counts(), UasCounts { answered: 1, acked: 1, byes: 1, unknown: 0 });
+        assert_eq!(
+            uas.counts(),
+            UasCounts {
+                answered: 1,
+                acked: 1,
+                byes: 1,
+                unknown: 0
+            }
+        );
     }
 }

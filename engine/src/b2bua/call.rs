@@ -17,7 +17,8 @@
 //! ```
 
 use std::collections::VecDeque;
-use std::net::SocketAddr;
+
+use crate::sip::transport::{response_endpoint, Endpoint};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -32,7 +33,7 @@ use crate::sip::ids;
 use crate::sip::message;
 use crate::sip::q850::{self, Cause};
 use crate::sip::transaction::{
-    build_cancel, ClientEvent, ClientInviteTsx, ClientNonInviteTsx, Reliability, ServerEvent,
+    build_cancel, ClientEvent, ClientInviteTsx, ClientNonInviteTsx, ServerEvent,
     ServerInviteTsx, ServerNonInviteTsx, TimerConfig,
 };
 
@@ -54,8 +55,8 @@ pub struct CallSetup {
     pub masked: String,
     /// Real number of the callee (dialled on the B leg).
     pub callee: String,
-    /// Where the B-leg INVITE goes.
-    pub b_dest: SocketAddr,
+    /// Where the B-leg INVITE goes (trunk or registered contact).
+    pub b_dest: Endpoint,
     /// Relay port the A leg sends media to.
     pub a_rtp_port: u16,
     /// Relay port the B leg sends media to.
@@ -94,7 +95,7 @@ pub enum CallOutput {
     /// Send these bytes over UDP.
     Send {
         /// Destination.
-        dest: SocketAddr,
+        dest: Endpoint,
         /// Wire bytes.
         bytes: Bytes,
     },
@@ -121,7 +122,7 @@ const LINGER: Duration = Duration::from_secs(32);
 
 struct NonInvite<T> {
     leg: Leg,
-    dest: SocketAddr,
+    dest: Endpoint,
     tsx: T,
 }
 
@@ -132,10 +133,10 @@ pub struct Call {
     out: VecDeque<CallOutput>,
     // A leg (we are UAS).
     a_tsx: ServerInviteTsx,
-    a_dest: SocketAddr,
+    a_dest: Endpoint,
     /// Where A's INVITE came from: in-dialog requests to A go there
     /// (symmetric signalling works through NAT and with trunks alike).
-    a_src: SocketAddr,
+    a_src: Endpoint,
     a_tag: String,
     a_dialog: Option<Dialog>,
     a_sdp_id: u64,
@@ -175,8 +176,8 @@ pub enum CallError {
 impl Call {
     /// Start a call for an admitted A-leg INVITE received from `src`:
     /// answers 100 Trying and sends the B-leg INVITE.
-    pub fn new(setup: CallSetup, invite: Request, src: SocketAddr, now: Instant) -> Result<Call, CallError> {
-        let a_dest = message::response_destination(&invite, src);
+    pub fn new(setup: CallSetup, invite: Request, src: Endpoint, now: Instant) -> Result<Call, CallError> {
+        let a_dest = response_endpoint(&invite, src);
         let a_media = sdp::remote_media(&invite.body)?;
         let b_sdp_id: u64 = rand::random::<u32>().into();
         let offer = sdp::rewrite(
@@ -194,7 +195,7 @@ impl Call {
             .and_then(|v| v.parse::<u8>().ok())
             .map(|mf| mf.saturating_sub(1).min(70))
             .unwrap_or(70);
-        let target_host = setup.b_dest.to_string();
+        let target_host = setup.b_dest.addr.to_string();
         let b_invite = outbound::invite(&OutboundInvite {
             local: &setup.local,
             caller_id: &setup.masked,
@@ -203,14 +204,15 @@ impl Call {
             call_id: &b_call_id,
             from_tag: &ids::new_tag(),
             branch: &ids::new_branch(),
+            transport: setup.b_dest.transport.via_name(),
             max_forwards,
             sdp: offer.clone(),
         })
         .map_err(|e| CallError::Build(e.to_string()))?;
-        let mut a_tsx = ServerInviteTsx::new(invite, Reliability::Unreliable, setup.timers, now);
+        let mut a_tsx = ServerInviteTsx::new(invite, src.transport.reliability(), setup.timers, now);
         let trying = message::response(a_tsx.request(), 100, None, &[], None);
         let _ = a_tsx.respond(trying, now);
-        let b_tsx = ClientInviteTsx::new(b_invite, Reliability::Unreliable, setup.timers, now);
+        let b_tsx = ClientInviteTsx::new(b_invite, setup.b_dest.transport.reliability(), setup.timers, now);
         let mut call = Call {
             ring_deadline: Some(now + setup.ring_timeout),
             phase: Phase::Calling,
@@ -322,7 +324,7 @@ impl Call {
     }
 
     /// A SIP message from `leg`, received from `src`.
-    pub fn on_message(&mut self, leg: Leg, msg: SipMessage, src: SocketAddr, now: Instant) {
+    pub fn on_message(&mut self, leg: Leg, msg: SipMessage, src: Endpoint, now: Instant) {
         match msg {
             SipMessage::Request(req) => self.on_request(leg, req, src, now),
             SipMessage::Response(resp) => self.on_response(leg, resp, now),
@@ -355,7 +357,7 @@ impl Call {
         live
     }
 
-    fn on_request(&mut self, leg: Leg, req: Request, src: SocketAddr, now: Instant) {
+    fn on_request(&mut self, leg: Leg, req: Request, src: Endpoint, now: Instant) {
         let branch = message::top_via_branch(&req);
         match (leg, req.method) {
             (Leg::A, Method::Invite) if branch.as_deref() == Some(self.a_tsx.key().branch.as_str()) => {
@@ -397,7 +399,7 @@ impl Call {
         }
     }
 
-    fn on_cancel(&mut self, req: Request, src: SocketAddr, now: Instant) {
+    fn on_cancel(&mut self, req: Request, src: Endpoint, now: Instant) {
         // A CANCEL matches the INVITE by branch (RFC 3261 §9.2).
         let matches = message::top_via_branch(&req).as_deref() == Some(self.a_tsx.key().branch.as_str());
         if !matches {
@@ -413,7 +415,7 @@ impl Call {
         }
     }
 
-    fn on_bye(&mut self, leg: Leg, req: Request, src: SocketAddr, now: Instant) {
+    fn on_bye(&mut self, leg: Leg, req: Request, src: Endpoint, now: Instant) {
         let known = match leg {
             Leg::A => self.a_dialog.is_some(),
             Leg::B => self.b_dialog.is_some(),
@@ -438,11 +440,11 @@ impl Call {
     /// A re-INVITE (session refresh or hold) is answered with the SDP we last
     /// sent that leg, keeping the call up. Relaying hold/unhold end to end is
     /// the job of the SIP-for-real-networks work.
-    fn on_reinvite(&mut self, leg: Leg, req: Request, src: SocketAddr, now: Instant) {
-        let dest = message::response_destination(&req, src);
+    fn on_reinvite(&mut self, leg: Leg, req: Request, src: Endpoint, now: Instant) {
+        let dest = response_endpoint(&req, src);
         let cseq = message::cseq(&req).map(|(n, _)| n).unwrap_or(0);
         let in_dialog = message::to_tag(&req).is_some() && self.dialog(leg).is_some();
-        let mut tsx = ServerInviteTsx::new(req, Reliability::Unreliable, self.setup.timers, now);
+        let mut tsx = ServerInviteTsx::new(req, src.transport.reliability(), self.setup.timers, now);
         let (status, body) = match (in_dialog, self.phase) {
             (false, _) => (481, None),
             (true, Phase::Confirmed | Phase::Answered) => {
@@ -488,9 +490,9 @@ impl Call {
         }
     }
 
-    fn answer_non_invite(&mut self, leg: Leg, req: Request, src: SocketAddr, status: u16, now: Instant) {
-        let dest = message::response_destination(&req, src);
-        let mut tsx = ServerNonInviteTsx::new(req, Reliability::Unreliable, self.setup.timers, now);
+    fn answer_non_invite(&mut self, leg: Leg, req: Request, src: Endpoint, status: u16, now: Instant) {
+        let dest = response_endpoint(&req, src);
+        let mut tsx = ServerNonInviteTsx::new(req, src.transport.reliability(), self.setup.timers, now);
         let extra = if status == 405 { vec![("Allow", ALLOW.to_string())] } else { vec![] };
         let resp = message::response(tsx.request(), status, None, &extra, None);
         let _ = tsx.respond(resp, now);
@@ -706,7 +708,8 @@ impl Call {
 
     fn ack_b(&mut self, _now: Instant) {
         let Some(d) = &self.b_dialog else { return };
-        let ack = d.ack_for_2xx(self.b_invite_cseq, &self.setup.local.sent_by, "UDP", &ids::new_branch());
+        let transport = self.setup.b_dest.transport.via_name();
+        let ack = d.ack_for_2xx(self.b_invite_cseq, &self.setup.local.sent_by, transport, &ids::new_branch());
         self.out.push_back(CallOutput::Send { dest: self.setup.b_dest, bytes: Bytes::from(ack.to_bytes()) });
     }
 
@@ -735,26 +738,26 @@ impl Call {
 
     fn send_cancel_b(&mut self, now: Instant) {
         let cancel = build_cancel(self.b_tsx.request());
-        let tsx = ClientNonInviteTsx::new(cancel, Reliability::Unreliable, self.setup.timers, now);
+        let tsx = ClientNonInviteTsx::new(cancel, self.setup.b_dest.transport.reliability(), self.setup.timers, now);
         self.client_nits.push(NonInvite { leg: Leg::B, dest: self.setup.b_dest, tsx });
     }
 
     fn bye(&mut self, leg: Leg, cause: Option<Cause>, now: Instant) {
         let sent_by = self.setup.local.sent_by.clone();
         let contact = outbound::contact(&self.setup.local, &self.setup.masked);
+        let dest = match leg {
+            Leg::A => self.a_src,
+            Leg::B => self.setup.b_dest,
+        };
         let Some(d) = self.dialog_mut(leg) else { return };
-        let mut bye = d.new_request(Method::Bye, &sent_by, "UDP", &ids::new_branch(), Some(&contact), None);
+        let mut bye = d.new_request(Method::Bye, &sent_by, dest.transport.via_name(), &ids::new_branch(), Some(&contact), None);
         if let Some(cause) = cause {
             // Keep Content-Length last.
             bye.headers.retain(|h| !matches!(h, rsipstack::sip::Header::ContentLength(_)));
             bye.headers.push(rsipstack::sip::headers::make_header("Reason", q850::reason_header(cause)));
             bye.headers.push(rsipstack::sip::headers::make_header("Content-Length", "0".into()));
         }
-        let tsx = ClientNonInviteTsx::new(bye, Reliability::Unreliable, self.setup.timers, now);
-        let dest = match leg {
-            Leg::A => self.a_src,
-            Leg::B => self.setup.b_dest,
-        };
+        let tsx = ClientNonInviteTsx::new(bye, dest.transport.reliability(), self.setup.timers, now);
         self.client_nits.push(NonInvite { leg, dest, tsx });
     }
 

@@ -42,6 +42,8 @@ pub struct OutboundInvite<'a> {
     pub from_tag: &'a str,
     /// New branch.
     pub branch: &'a str,
+    /// Transport name for the Via (`UDP`, `TCP`).
+    pub transport: &'a str,
     /// Max-Forwards to send.
     pub max_forwards: u8,
     /// Rewritten SDP offer.
@@ -53,7 +55,7 @@ pub fn invite(p: &OutboundInvite<'_>) -> Result<Request, rsipstack::sip::Error> 
     let host = uri_host(p.local.public_ip);
     let uri = Uri::try_from(format!("sip:{}@{}", p.callee, p.target_host).as_str())?;
     let headers = [
-        ("Via", format!("SIP/2.0/UDP {};branch={};rport", p.local.sent_by, p.branch)),
+        ("Via", format!("SIP/2.0/{} {};branch={};rport", p.transport, p.local.sent_by, p.branch)),
         ("Max-Forwards", p.max_forwards.to_string()),
         ("From", format!("<sip:{}@{}>;tag={}", p.caller_id, host, p.from_tag)),
         ("To", format!("<sip:{}@{}>", p.callee, p.target_host)),
@@ -90,6 +92,7 @@ mod tests {
             call_id: "abc@127.0.0.1",
             from_tag: "t1",
             branch: "z9hG4bKabc",
+            transport: "UDP",
             max_forwards: 69,
             sdp: b"v=0\r\n".to_vec(),
         })

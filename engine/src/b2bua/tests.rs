@@ -1,7 +1,6 @@
 //! Whole-call scenarios on the sans-IO [`Call`] with a fake clock: the A and
 //! B peers are scripted messages, outputs are inspected as wire bytes.
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use rsipstack::sip::SipMessage;
@@ -9,17 +8,18 @@ use rsipstack::sip::SipMessage;
 use super::outbound::LocalIdentity;
 use super::*;
 use crate::sip::message;
+use crate::sip::transport::Endpoint;
 use crate::sip::transaction::TimerConfig;
 
 const A_NUMBER: &str = "+14155550101";
 const B_NUMBER: &str = "+14155550102";
 const MASKED: &str = "+15550000001";
 
-fn a_addr() -> SocketAddr {
-    "127.0.0.1:5070".parse().unwrap()
+fn a_addr() -> Endpoint {
+    Endpoint::udp("127.0.0.1:5070".parse().unwrap())
 }
-fn trunk() -> SocketAddr {
-    "127.0.0.1:5080".parse().unwrap()
+fn trunk() -> Endpoint {
+    Endpoint::udp("127.0.0.1:5080".parse().unwrap())
 }
 
 fn setup() -> CallSetup {
@@ -52,7 +52,7 @@ fn a_invite() -> rsipstack::sip::Request {
 /// Everything the call sent, as (destination, text), plus events.
 #[derive(Default)]
 struct Drained {
-    sent: Vec<(SocketAddr, String)>,
+    sent: Vec<(Endpoint, String)>,
     events: Vec<CallEvent>,
 }
 

@@ -2,7 +2,6 @@
 //! commands and timer expiries, and carries out what it asks (send SIP,
 //! retarget the relay, publish events).
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
@@ -14,6 +13,7 @@ use crate::b2bua::{Call, CallEvent, CallOutput, CallSetup, Leg};
 use crate::handle::{CommandReply, Direction, EngineEvent};
 use crate::media::ports::PortPair;
 use crate::media::relay::{self, RelayHandle, Side};
+use crate::sip::transport::{response_endpoint, Endpoint};
 use crate::sip::{ids, message, q850};
 
 pub(crate) struct NewCall {
@@ -23,9 +23,9 @@ pub(crate) struct NewCall {
     pub caller: String,
     pub callee: String,
     pub invite: Request,
-    pub src: SocketAddr,
+    pub src: Endpoint,
     pub a_sip_call_id: String,
-    pub b_dest: SocketAddr,
+    pub b_dest: Endpoint,
     pub a_ports: PortPair,
     pub b_ports: PortPair,
 }
@@ -133,13 +133,13 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     }
 }
 
-async fn fail(shared: &Shared, invite: &Request, src: SocketAddr, status: u16, cause: &str) {
+async fn fail(shared: &Shared, invite: &Request, src: Endpoint, status: u16, cause: &str) {
     let mut extra = Vec::new();
     if let Some(c) = q850::by_name(cause) {
         extra.push(("Reason", q850::reason_header(c)));
     }
     let resp = message::response(invite, status, Some(&ids::new_tag()), &extra, None);
-    shared.send(message::response_destination(invite, src), &resp.to_bytes()).await;
+    shared.send(response_endpoint(invite, src), &resp.to_bytes()).await;
 }
 
 fn emit(shared: &Shared, ev: EngineEvent) {

@@ -5,7 +5,6 @@
 //! source ACL, Max-Forwards, routing and the one-call-per-session check come
 //! before any RTP port is reserved or any task is spawned.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use rsipstack::sip::prelude::*;
@@ -17,6 +16,7 @@ use super::shared::{CallRef, Shared, MAILBOX};
 use crate::b2bua::outbound::ALLOW;
 use crate::b2bua::Leg;
 use crate::routing::RouteDecision;
+use crate::sip::transport::{response_endpoint, Endpoint};
 use crate::sip::{e164, ids, message, q850};
 
 pub(crate) async fn receive_loop(shared: Arc<Shared>) {
@@ -34,11 +34,12 @@ pub(crate) async fn receive_loop(shared: Arc<Shared>) {
         if data.iter().all(|b| b.is_ascii_whitespace()) {
             continue; // CRLF keep-alive (RFC 5626)
         }
-        handle_datagram(&shared, data, src).await;
+        handle_datagram(&shared, data, Endpoint::udp(src)).await;
     }
 }
 
-async fn handle_datagram(shared: &Arc<Shared>, data: &[u8], src: SocketAddr) {
+/// One SIP message (a UDP datagram or a framed TCP message) from `src`.
+pub(crate) async fn handle_datagram(shared: &Arc<Shared>, data: &[u8], src: Endpoint) {
     let msg = match message::parse(data) {
         Ok(m) => m,
         Err(e) => {
@@ -82,13 +83,13 @@ async fn handle_datagram(shared: &Arc<Shared>, data: &[u8], src: SocketAddr) {
     }
 }
 
-async fn reply(shared: &Shared, req: &Request, src: SocketAddr, resp: rsipstack::sip::Response) {
-    shared.send(message::response_destination(req, src), &resp.to_bytes()).await;
+async fn reply(shared: &Shared, req: &Request, src: Endpoint, resp: rsipstack::sip::Response) {
+    shared.send(response_endpoint(req, src), &resp.to_bytes()).await;
 }
 
 /// Stateless final response (a retransmitted INVITE is simply answered
 /// again; the ACK to it matches nothing and is dropped).
-async fn reject(shared: &Shared, req: &Request, src: SocketAddr, status: u16, cause: Option<&str>) {
+async fn reject(shared: &Shared, req: &Request, src: Endpoint, status: u16, cause: Option<&str>) {
     let mut extra = Vec::new();
     if let Some(c) = cause.and_then(q850::by_name) {
         extra.push(("Reason", q850::reason_header(c)));
@@ -97,15 +98,15 @@ async fn reject(shared: &Shared, req: &Request, src: SocketAddr, status: u16, ca
     reply(shared, req, src, resp).await;
 }
 
-fn trusted_source(shared: &Shared, src: SocketAddr) -> bool {
+fn trusted_source(shared: &Shared, src: Endpoint) -> bool {
     shared
         .settings
         .trunks
         .iter()
-        .any(|t| t.inbound_cidrs.iter().any(|c| c.contains(src.ip())))
+        .any(|t| t.inbound_cidrs.iter().any(|c| c.contains(src.addr.ip())))
 }
 
-async fn admit(shared: &Arc<Shared>, req: Request, src: SocketAddr) {
+async fn admit(shared: &Arc<Shared>, req: Request, src: Endpoint) {
     if !trusted_source(shared, src) {
         tracing::info!(%src, "INVITE from untrusted source");
         return reject(shared, &req, src, 403, Some("CALL_REJECTED")).await;
@@ -130,7 +131,7 @@ async fn admit(shared: &Arc<Shared>, req: Request, src: SocketAddr) {
     let Some(trunk) = shared.settings.trunks.first() else {
         return reject(shared, &req, src, 503, Some("NO_ROUTE_DESTINATION")).await;
     };
-    let b_dest = trunk.address;
+    let b_dest = Endpoint { transport: trunk.transport.into(), addr: trunk.address };
     let (mailbox, inbox) = mpsc::channel(MAILBOX);
     let engine_id = ids::new_engine_call_id();
     let call = CallRef { engine_id: engine_id.clone(), mailbox };

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dashmap::DashMap;
-use tokio::net::UdpSocket;
+use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::mpsc;
 
 use super::shared::{Settings, Shared};
@@ -31,7 +31,7 @@ pub struct Started {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StartError {
-    /// The SIP socket could not be bound.
+    /// The SIP socket (UDP or TCP) could not be bound.
     #[error("cannot bind SIP on {addr}: {source}")]
     BindSip {
         /// Address from `[sip] listen`.
@@ -54,6 +54,11 @@ impl Engine {
             .await
             .map_err(|source| StartError::BindSip { addr: listen, source })?;
         let sip_addr = socket.local_addr().map_err(|source| StartError::BindSip { addr: listen, source })?;
+        // TCP on the same port as UDP (the port UDP actually got when the
+        // config asked for 0).
+        let tcp = TcpListener::bind(sip_addr)
+            .await
+            .map_err(|source| StartError::BindSip { addr: sip_addr, source })?;
         let local = LocalIdentity {
             sent_by: format!("{}:{}", uri_host(config.sip.public_address), sip_addr.port()),
             public_ip: config.sip.public_address,
@@ -76,11 +81,14 @@ impl Engine {
             by_session: DashMap::new(),
             by_engine_id: DashMap::new(),
             events: events_tx,
+            tcp: super::tcp::Connections::new(),
         });
+        shared.tcp.attach(&shared);
         let (commands, commands_rx) = mpsc::channel(1024);
         tokio::spawn(super::dispatch::receive_loop(shared.clone()));
+        tokio::spawn(super::tcp::accept_loop(shared.clone(), tcp));
         tokio::spawn(super::commands::command_loop(shared, commands_rx));
-        tracing::info!(%sip_addr, "SIP listening (UDP)");
+        tracing::info!(%sip_addr, "SIP listening (UDP and TCP)");
         Ok(Started { handle: EngineHandle { routes, commands }, events, sip_addr })
     }
 }

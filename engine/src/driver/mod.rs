@@ -6,3 +6,4 @@ mod commands;
 mod dispatch;
 pub mod engine;
 mod shared;
+mod tcp;

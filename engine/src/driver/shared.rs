@@ -1,6 +1,6 @@
 //! State shared by the receive loop, the call actors and the command loop.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,11 +14,12 @@ use crate::handle::{CommandError, CommandReply, EngineEvent, HangupBy};
 use crate::media::ports::PortAllocator;
 use crate::routing::RouteTable;
 use crate::sip::transaction::TimerConfig;
+use crate::sip::transport::{Endpoint, Transport};
 
 /// Input of a call actor.
 pub(crate) enum ActorInput {
     /// A SIP message for one of the call's legs.
-    Sip(Leg, Box<rsipstack::sip::SipMessage>, SocketAddr),
+    Sip(Leg, Box<rsipstack::sip::SipMessage>, Endpoint),
     /// End the call.
     Hangup {
         cause: String,
@@ -59,12 +60,22 @@ pub(crate) struct Shared {
     /// Engine call id → call.
     pub by_engine_id: DashMap<String, CallRef>,
     pub events: mpsc::UnboundedSender<EngineEvent>,
+    /// TCP connections by remote address.
+    pub tcp: super::tcp::Connections,
 }
 
 impl Shared {
-    pub async fn send(&self, dest: SocketAddr, bytes: &[u8]) {
-        if let Err(e) = self.socket.send_to(bytes, dest).await {
-            tracing::debug!(%dest, error = %e, "SIP send failed");
+    /// Send one SIP message. Over TCP it goes on the connection to that
+    /// address, opened if needed. Errors are logged, not returned: SIP
+    /// recovers by retransmission or transaction timeout.
+    pub async fn send(&self, dest: Endpoint, bytes: &[u8]) {
+        match dest.transport {
+            Transport::Udp => {
+                if let Err(e) = self.socket.send_to(bytes, dest.addr).await {
+                    tracing::debug!(%dest, error = %e, "SIP send failed");
+                }
+            }
+            Transport::Tcp => self.tcp.send(dest.addr, bytes::Bytes::copy_from_slice(bytes)),
         }
     }
 }

@@ -7,7 +7,9 @@ use std::net::{IpAddr, SocketAddr};
 
 use rsipstack::sip::headers::make_header;
 use rsipstack::sip::prelude::*;
-use rsipstack::sip::{Header, Method, Request, Response, SipMessage, Uri};
+use rsipstack::sip::{Method, Request, Response, SipMessage, Uri};
+
+use crate::sip::transaction::build::response_headers;
 
 /// Largest SIP message accepted over UDP.
 pub const MAX_MESSAGE_SIZE: usize = 64 * 1024;
@@ -141,7 +143,9 @@ pub fn response_destination(req: &Request, src: SocketAddr) -> SocketAddr {
 }
 
 /// Build a response to `req`: copies Via, From, To (adding `to_tag` when the
-/// request had none), Call-ID and CSeq; adds `extra` headers and `body`.
+/// request had none), Call-ID and CSeq (as
+/// [`build_response`](crate::sip::transaction::build_response) does); adds
+/// `extra` headers and `body`.
 pub fn response(
     req: &Request,
     status: u16,
@@ -149,24 +153,7 @@ pub fn response(
     extra: &[(&str, String)],
     body: Option<(&str, Vec<u8>)>,
 ) -> Response {
-    let mut headers = rsipstack::sip::Headers::default();
-    for h in req.headers.iter() {
-        match h {
-            Header::Via(_) | Header::From(_) | Header::CallId(_) | Header::CSeq(_) => {
-                headers.push(h.clone())
-            }
-            Header::To(to) => {
-                let value = to.value().trim().to_string();
-                let has_tag = to.tag().ok().flatten().is_some();
-                let value = match (to_tag, has_tag) {
-                    (Some(tag), false) => format!("{value};tag={tag}"),
-                    _ => value,
-                };
-                headers.push(make_header("To", value));
-            }
-            _ => {}
-        }
-    }
+    let mut headers = rsipstack::sip::Headers::from(response_headers(req, to_tag));
     finish(&mut headers, extra, body.as_ref().map(|(ct, b)| (*ct, b.len())));
     Response {
         status_code: status.into(),

@@ -1,8 +1,11 @@
 //! SIP: wire helpers, numbers, causes and transactions.
 
+pub mod auth;
 pub mod dialog;
 pub mod e164;
+pub mod framing;
 pub mod ids;
 pub mod message;
 pub mod q850;
 pub mod transaction;
+pub mod transport;

@@ -162,7 +162,10 @@ mod tests {
         };
         assert_eq!((d.local_tag.as_str(), d.remote_tag.as_str()), ("l1", "r1"));
         assert_eq!(d.remote_target, "sip:ml@127.0.0.1:5062");
-        assert_eq!(d.route_set.first().map(String::as_str), Some("<sip:p2@127.0.0.1:5071;lr>"));
+        assert_eq!(
+            d.route_set.first().map(String::as_str),
+            Some("<sip:p2@127.0.0.1:5071;lr>")
+        );
         assert_eq!(
             d.next_hop(SocketAddr::from(([127, 0, 0, 1], 1))),
             SocketAddr::from(([127, 0, 0, 1], 5071))

@@ -280,7 +280,9 @@ pub fn uri_host_port(uri: &str) -> Option<SocketAddr> {
     if let Some(v6) = hostport.strip_prefix('[') {
         let (host, after) = v6.split_once(']')?;
         let ip: IpAddr = host.parse().ok()?;
-        let port = after.strip_prefix(':').map_or(Some(5060), |p| p.parse().ok())?;
+        let port = after
+            .strip_prefix(':')
+            .map_or(Some(5060), |p| p.parse().ok())?;
         return Some(SocketAddr::new(ip, port));
     }
     let (host, port) = match hostport.split_once(':') {

@@ -28,7 +28,11 @@ static UNIQUE: AtomicU64 = AtomicU64::new(1);
 /// A token unique within the test process (tags, branches, Call-IDs).
 fn unique(prefix: &str) -> String {
     let n = UNIQUE.fetch_add(1, Ordering::Relaxed);
-    format!("{prefix}{}x{n}x{:08x}", std::process::id(), rand::random::<u32>())
+    format!(
+        "{prefix}{}x{n}x{:08x}",
+        std::process::id(),
+        rand::random::<u32>()
+    )
 }
 
 /// Key of a request for retransmission detection.
@@ -427,7 +431,12 @@ impl SipPeer {
             )));
         }
         let dialog = Dialog::from_uac(&inv.from, &inv.call_id, inv.cseq, &inv.contact, &resp)?;
-        let ack = dialog.request("ACK", inv.cseq, self.local, &format!("z9hG4bK{}", unique("k")));
+        let ack = dialog.request(
+            "ACK",
+            inv.cseq,
+            self.local,
+            &format!("z9hG4bK{}", unique("k")),
+        );
         let dest = dialog.next_hop(self.server);
         self.send_to(ack.as_bytes(), dest).await?;
         self.acks
@@ -447,8 +456,15 @@ impl SipPeer {
         let contact = format!("sip:{owner}@{}", self.local);
         let dialog = Dialog::from_uas(invite, &tag, &contact)?;
         let contact_line = format!("Contact: <{contact}>");
-        self.respond(invite, 180, "Ringing", Some(&tag), std::slice::from_ref(&contact_line), None)
-            .await?;
+        self.respond(
+            invite,
+            180,
+            "Ringing",
+            Some(&tag),
+            std::slice::from_ref(&contact_line),
+            None,
+        )
+        .await?;
         let sdp = sdp_body(owner, rtp);
         self.respond(invite, 200, "OK", Some(&tag), &[contact_line], Some(&sdp))
             .await?;

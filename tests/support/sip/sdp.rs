@@ -40,7 +40,13 @@ pub fn media_addr(sdp: &str) -> Option<SocketAddr> {
                 audio = Some((parts.next()?.parse().ok()?, None));
             }
         } else if let Some(rest) = line.strip_prefix("c=") {
-            let ip: IpAddr = rest.split_whitespace().nth(2)?.split('/').next()?.parse().ok()?;
+            let ip: IpAddr = rest
+                .split_whitespace()
+                .nth(2)?
+                .split('/')
+                .next()?
+                .parse()
+                .ok()?;
             match audio.as_mut() {
                 Some((_, media_ip)) => *media_ip = Some(ip),
                 None => session_ip = Some(ip),
@@ -66,8 +72,14 @@ mod tests {
     #[test]
     fn media_level_connection_wins() {
         let sdp = "v=0\r\nc=IN IP4 10.0.0.1\r\nm=audio 4000 RTP/AVP 0\r\nc=IN IP4 10.0.0.2\r\n";
-        assert_eq!(media_addr(sdp), Some(SocketAddr::from(([10, 0, 0, 2], 4000))));
+        assert_eq!(
+            media_addr(sdp),
+            Some(SocketAddr::from(([10, 0, 0, 2], 4000)))
+        );
         assert_eq!(media_addr("v=0\r\nm=audio 4000 RTP/AVP 0\r\n"), None);
-        assert_eq!(media_addr("v=0\r\nc=IN IP4 10.0.0.1\r\nm=video 4 RTP/AVP 96\r\n"), None);
+        assert_eq!(
+            media_addr("v=0\r\nc=IN IP4 10.0.0.1\r\nm=video 4 RTP/AVP 96\r\n"),
+            None
+        );
     }
 }

@@ -26,11 +26,35 @@ pub fn build_cancel(invite: &Request) -> Request {
     single_hop_request(invite, Method::Cancel, invite.to_header().ok())
 }
 
-/// A response to `req` (§8.2.6.2): every Via in order, From, To (with
-/// `;tag=to_tag` appended when given and the To has no tag yet), Call-ID,
-/// CSeq, a Timestamp copied into a 100, and `Content-Length: 0`. Add a
-/// body, Contact and the rest afterwards (and fix Content-Length then).
+/// A response to `req` (§8.2.6.2): the [`response_headers`], a Timestamp
+/// copied into a 100, and `Content-Length: 0`. Add a body, Contact and the
+/// rest afterwards (and fix Content-Length then).
 pub fn build_response(req: &Request, status: StatusCode, to_tag: Option<&str>) -> Response {
+    let mut headers = response_headers(req, to_tag);
+    if status.code() == 100 {
+        let stamp = req
+            .headers
+            .iter()
+            .find(|h| matches!(h, Header::Timestamp(_)));
+        if let Some(stamp) = stamp {
+            headers.push(stamp.clone());
+        }
+    }
+    headers.push(Header::ContentLength(ContentLength::from(0)));
+    Response {
+        status_code: status,
+        wire_reason: None,
+        version: Version::V2,
+        headers: Headers::from(headers),
+        body: Vec::new(),
+    }
+}
+
+/// The headers every response copies from its request (§8.2.6.2): every
+/// Via in order, then From, To (with `;tag=to_tag` appended when given and
+/// the To has no tag yet), Call-ID and CSeq. A header missing from `req` is
+/// missing here.
+pub(crate) fn response_headers(req: &Request, to_tag: Option<&str>) -> Vec<Header> {
     let mut headers: Vec<Header> = req
         .headers
         .iter()
@@ -55,23 +79,7 @@ pub fn build_response(req: &Request, status: StatusCode, to_tag: Option<&str>) -
     if let Ok(cseq) = req.cseq_header() {
         headers.push(Header::CSeq(cseq.clone()));
     }
-    if status.code() == 100 {
-        let stamp = req
-            .headers
-            .iter()
-            .find(|h| matches!(h, Header::Timestamp(_)));
-        if let Some(stamp) = stamp {
-            headers.push(stamp.clone());
-        }
-    }
-    headers.push(Header::ContentLength(ContentLength::from(0)));
-    Response {
-        status_code: status,
-        wire_reason: None,
-        version: Version::V2,
-        headers: Headers::from(headers),
-        body: Vec::new(),
-    }
+    headers
 }
 
 /// ACK and CANCEL share a shape: one Via (the INVITE's top one), the
@@ -139,24 +147,16 @@ pub(crate) fn tag_param(value: &str) -> Option<&str> {
 /// the closing `>` of a name-addr, or the first `;` of a bare addr-spec
 /// (where every `;` parameter is a header parameter, RFC 3261 §20.10).
 fn header_params(value: &str) -> &str {
-    let mut in_quotes = false;
-    let mut escaped = false;
-    for (i, ch) in value.char_indices() {
-        if escaped {
-            escaped = false;
-            continue;
-        }
+    for (i, ch) in unquoted_chars(value) {
         match ch {
-            '\\' if in_quotes => escaped = true,
-            '"' => in_quotes = !in_quotes,
-            '<' if !in_quotes => {
+            '<' => {
                 let rest = value.get(i..).unwrap_or("");
                 return match rest.find('>') {
                     Some(gt) => rest.get(gt + 1..).unwrap_or(""),
                     None => "",
                 };
             }
-            ';' if !in_quotes => return value.get(i..).unwrap_or(""),
+            ';' => return value.get(i..).unwrap_or(""),
             _ => {}
         }
     }
@@ -169,19 +169,11 @@ pub(crate) fn split_header_list(value: &str) -> Vec<&str> {
     let mut entries = Vec::new();
     let mut start = 0;
     let mut depth = 0usize;
-    let mut in_quotes = false;
-    let mut escaped = false;
-    for (i, ch) in value.char_indices() {
-        if escaped {
-            escaped = false;
-            continue;
-        }
+    for (i, ch) in unquoted_chars(value) {
         match ch {
-            '\\' if in_quotes => escaped = true,
-            '"' => in_quotes = !in_quotes,
-            '<' if !in_quotes => depth += 1,
-            '>' if !in_quotes => depth = depth.saturating_sub(1),
-            ',' if !in_quotes && depth == 0 => {
+            '<' => depth += 1,
+            '>' => depth = depth.saturating_sub(1),
+            ',' if depth == 0 => {
                 entries.push(value.get(start..i).unwrap_or("").trim());
                 start = i + 1;
             }
@@ -191,6 +183,31 @@ pub(crate) fn split_header_list(value: &str) -> Vec<&str> {
     entries.push(value.get(start..).unwrap_or("").trim());
     entries.retain(|e| !e.is_empty());
     entries
+}
+
+/// The characters of `value` outside quoted strings, with their byte
+/// offsets. The quotes themselves and everything between them (including
+/// `\`-escaped characters) are skipped.
+fn unquoted_chars(value: &str) -> impl Iterator<Item = (usize, char)> + '_ {
+    let mut in_quotes = false;
+    let mut escaped = false;
+    value.char_indices().filter(move |&(_, ch)| {
+        if escaped {
+            escaped = false;
+            return false;
+        }
+        match ch {
+            '\\' if in_quotes => {
+                escaped = true;
+                false
+            }
+            '"' => {
+                in_quotes = !in_quotes;
+                false
+            }
+            _ => !in_quotes,
+        }
+    })
 }
 
 #[cfg(test)]

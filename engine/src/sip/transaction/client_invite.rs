@@ -7,15 +7,14 @@
 //!    `--B--> Terminated (Timeout)
 //! ```
 
-use std::collections::VecDeque;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use bytes::Bytes;
 use rsipstack::sip::{Request, Response};
 
 use super::build::build_ack_for_non_2xx;
+use super::core::{delegate_to_core, TsxCore, TsxState};
 use super::key::TsxKey;
-use super::timers::{backoff, Reliability, TimerConfig, TimerSet, TsxTimer};
+use super::timers::{Reliability, TimerConfig, TsxTimer};
 
 /// What a client transaction tells its TU.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,20 +41,15 @@ pub enum ClientInviteState {
     Terminated,
 }
 
+impl TsxState for ClientInviteState {
+    const TERMINATED: Self = ClientInviteState::Terminated;
+}
+
 /// The INVITE client transaction, sans-IO.
 #[derive(Debug)]
 pub struct ClientInviteTsx {
-    request: Request,
-    key: TsxKey,
-    rel: Reliability,
-    config: TimerConfig,
-    state: ClientInviteState,
-    request_bytes: Bytes,
-    ack_bytes: Option<Bytes>,
-    retransmit_interval: Duration,
-    timers: TimerSet,
-    transmits: VecDeque<Bytes>,
-    events: VecDeque<ClientEvent>,
+    /// Repeats the INVITE (timer A) while Calling, the ACK once Completed.
+    core: TsxCore<ClientInviteState, ClientEvent>,
 }
 
 impl ClientInviteTsx {
@@ -66,27 +60,13 @@ impl ClientInviteTsx {
     /// fresh `new_branch()`. Without a usable branch the key's branch is
     /// empty.
     pub fn new(invite: Request, rel: Reliability, timers: TimerConfig, now: Instant) -> Self {
-        let key = key_of(&invite);
-        let request_bytes = Bytes::from(invite.to_bytes());
-        let mut tsx = ClientInviteTsx {
-            request: invite,
-            key,
-            rel,
-            config: timers,
-            state: ClientInviteState::Calling,
-            request_bytes: request_bytes.clone(),
-            ack_bytes: None,
-            retransmit_interval: timers.t1,
-            timers: TimerSet::default(),
-            transmits: VecDeque::from([request_bytes]),
-            events: VecDeque::new(),
-        };
+        let mut core = TsxCore::new(invite, ClientInviteState::Calling, rel, timers);
+        core.send_repeatable(core.request().to_bytes());
         if rel.is_unreliable() {
-            tsx.timers.arm(TsxTimer::A, now, timers.t1);
+            core.start_retransmit(TsxTimer::A, now);
         }
-        tsx.timers
-            .arm(TsxTimer::B, now, timers.duration(TsxTimer::B, rel));
-        tsx
+        core.arm(TsxTimer::B, now);
+        ClientInviteTsx { core }
     }
 
     /// Feeds a response matched to this transaction.
@@ -98,45 +78,30 @@ impl ClientInviteTsx {
     /// that make no sense in the current state are dropped.
     pub fn on_response(&mut self, resp: Response, now: Instant) {
         let code = resp.status_code.code();
-        match (self.state, code) {
+        match (self.core.state(), code) {
             (ClientInviteState::Calling | ClientInviteState::Proceeding, 100..=199) => {
-                self.state = ClientInviteState::Proceeding;
-                self.timers.cancel(TsxTimer::A);
-                self.timers.cancel(TsxTimer::B);
-                self.events.push_back(ClientEvent::Response(resp));
+                self.core.set_state(ClientInviteState::Proceeding);
+                self.core.cancel(TsxTimer::A);
+                self.core.cancel(TsxTimer::B);
+                self.core.emit(ClientEvent::Response(resp));
             }
             (ClientInviteState::Calling | ClientInviteState::Proceeding, 200..=299) => {
-                self.state = ClientInviteState::Accepted;
-                self.timers.clear();
-                self.timers.arm(
-                    TsxTimer::M,
-                    now,
-                    self.config.duration(TsxTimer::M, self.rel),
-                );
-                self.events.push_back(ClientEvent::Response(resp));
+                self.core.set_state(ClientInviteState::Accepted);
+                self.core.clear_timers();
+                self.core.arm(TsxTimer::M, now);
+                self.core.emit(ClientEvent::Response(resp));
             }
             (ClientInviteState::Accepted, 200..=299) => {
-                self.events.push_back(ClientEvent::Response(resp));
+                self.core.emit(ClientEvent::Response(resp));
             }
             (ClientInviteState::Calling | ClientInviteState::Proceeding, 300..=699) => {
-                let ack = Bytes::from(build_ack_for_non_2xx(&self.request, &resp).to_bytes());
-                self.transmits.push_back(ack.clone());
-                self.ack_bytes = Some(ack);
-                self.events.push_back(ClientEvent::Response(resp));
-                self.timers.clear();
-                let d = self.config.duration(TsxTimer::D, self.rel);
-                if d.is_zero() {
-                    self.terminate();
-                } else {
-                    self.state = ClientInviteState::Completed;
-                    self.timers.arm(TsxTimer::D, now, d);
-                }
+                let ack = build_ack_for_non_2xx(self.core.request(), &resp);
+                self.core.send_repeatable(ack.to_bytes());
+                self.core.emit(ClientEvent::Response(resp));
+                self.core
+                    .enter_or_terminate(ClientInviteState::Completed, TsxTimer::D, now);
             }
-            (ClientInviteState::Completed, 300..=699) => {
-                if let Some(ack) = &self.ack_bytes {
-                    self.transmits.push_back(ack.clone());
-                }
-            }
+            (ClientInviteState::Completed, 300..=699) => self.core.resend(),
             _ => {}
         }
     }
@@ -145,71 +110,32 @@ impl ClientInviteTsx {
     /// its interval (no T2 cap for INVITE); B queues
     /// [`ClientEvent::Timeout`] and terminates; D and M terminate.
     pub fn handle_timeout(&mut self, now: Instant) {
-        for timer in self.timers.take_due(now) {
-            match (self.state, timer) {
+        for timer in self.core.take_due(now) {
+            match (self.core.state(), timer) {
                 (ClientInviteState::Calling, TsxTimer::A) => {
-                    self.transmits.push_back(self.request_bytes.clone());
-                    self.retransmit_interval = backoff(self.retransmit_interval, None);
-                    self.timers.arm(TsxTimer::A, now, self.retransmit_interval);
+                    self.core.retransmit(TsxTimer::A, now, None);
                 }
                 (ClientInviteState::Calling, TsxTimer::B) => {
-                    self.events.push_back(ClientEvent::Timeout);
-                    self.terminate();
+                    self.core.terminate_with(ClientEvent::Timeout);
                 }
                 (ClientInviteState::Completed, TsxTimer::D)
-                | (ClientInviteState::Accepted, TsxTimer::M) => self.terminate(),
+                | (ClientInviteState::Accepted, TsxTimer::M) => self.core.terminate(),
                 _ => {}
             }
         }
     }
 
-    /// The next datagram/segment to send to the transaction's peer.
-    pub fn poll_transmit(&mut self) -> Option<Bytes> {
-        self.transmits.pop_front()
-    }
-
-    /// The next event for the TU.
-    pub fn poll_event(&mut self) -> Option<ClientEvent> {
-        self.events.pop_front()
-    }
-
-    /// When [`handle_timeout`](Self::handle_timeout) should next be called.
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        self.timers.next()
-    }
-
-    /// The current state.
-    pub fn state(&self) -> ClientInviteState {
-        self.state
-    }
-
-    /// True once the transaction is over (its queues may still hold items).
-    pub fn is_terminated(&self) -> bool {
-        self.state == ClientInviteState::Terminated
-    }
+    delegate_to_core!(ClientInviteState, ClientEvent);
 
     /// The INVITE this transaction sends.
     pub fn request(&self) -> &Request {
-        &self.request
+        self.core.request()
     }
 
     /// The transaction key (INVITE branch, method INVITE).
     pub fn key(&self) -> &TsxKey {
-        &self.key
+        self.core.key()
     }
-
-    fn terminate(&mut self) {
-        self.state = ClientInviteState::Terminated;
-        self.timers.clear();
-    }
-}
-
-/// The key of a request built by us; an empty branch if it has none.
-pub(crate) fn key_of(req: &Request) -> TsxKey {
-    TsxKey::from_request(req).unwrap_or_else(|_| TsxKey {
-        branch: String::new(),
-        method: req.method,
-    })
 }
 
 #[cfg(test)]

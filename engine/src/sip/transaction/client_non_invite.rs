@@ -7,15 +7,16 @@
 //! Trying/Proceeding --F--> Terminated (Timeout)
 //! ```
 
-use std::collections::VecDeque;
-use std::time::{Duration, Instant};
+use std::time::Instant;
+#[cfg(test)]
+use std::time::Duration;
 
-use bytes::Bytes;
 use rsipstack::sip::{Request, Response};
 
-use super::client_invite::{key_of, ClientEvent};
+use super::client_invite::ClientEvent;
+use super::core::{delegate_to_core, TsxCore, TsxState};
 use super::key::TsxKey;
-use super::timers::{backoff, Reliability, TimerConfig, TimerSet, TsxTimer, MIN_RETRANSMIT};
+use super::timers::{Reliability, TimerConfig, TsxTimer, MIN_RETRANSMIT};
 
 /// States of the non-INVITE client transaction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,45 +31,28 @@ pub enum ClientNonInviteState {
     Terminated,
 }
 
+impl TsxState for ClientNonInviteState {
+    const TERMINATED: Self = ClientNonInviteState::Terminated;
+}
+
 /// The non-INVITE client transaction, sans-IO.
 #[derive(Debug)]
 pub struct ClientNonInviteTsx {
-    request: Request,
-    key: TsxKey,
-    rel: Reliability,
-    config: TimerConfig,
-    state: ClientNonInviteState,
-    request_bytes: Bytes,
-    retransmit_interval: Duration,
-    timers: TimerSet,
-    transmits: VecDeque<Bytes>,
-    events: VecDeque<ClientEvent>,
+    /// Repeats the request (timer E) while Trying or Proceeding.
+    core: TsxCore<ClientNonInviteState, ClientEvent>,
 }
 
 impl ClientNonInviteTsx {
     /// Starts the transaction: queues the first transmission of `req`, arms
     /// timer E (unreliable transports) and timer F.
     pub fn new(req: Request, rel: Reliability, timers: TimerConfig, now: Instant) -> Self {
-        let key = key_of(&req);
-        let request_bytes = Bytes::from(req.to_bytes());
-        let mut tsx = ClientNonInviteTsx {
-            request: req,
-            key,
-            rel,
-            config: timers,
-            state: ClientNonInviteState::Trying,
-            request_bytes: request_bytes.clone(),
-            retransmit_interval: timers.t1,
-            timers: TimerSet::default(),
-            transmits: VecDeque::from([request_bytes]),
-            events: VecDeque::new(),
-        };
+        let mut core = TsxCore::new(req, ClientNonInviteState::Trying, rel, timers);
+        core.send_repeatable(core.request().to_bytes());
         if rel.is_unreliable() {
-            tsx.timers.arm(TsxTimer::E, now, timers.t1);
+            core.start_retransmit(TsxTimer::E, now);
         }
-        tsx.timers
-            .arm(TsxTimer::F, now, timers.duration(TsxTimer::F, rel));
-        tsx
+        core.arm(TsxTimer::F, now);
+        ClientNonInviteTsx { core }
     }
 
     /// Feeds a response matched to this transaction: provisionals are
@@ -76,21 +60,15 @@ impl ClientNonInviteTsx {
     /// moves to Completed (timer K); later finals are absorbed.
     pub fn on_response(&mut self, resp: Response, now: Instant) {
         let code = resp.status_code.code();
-        match (self.state, code) {
+        match (self.core.state(), code) {
             (ClientNonInviteState::Trying | ClientNonInviteState::Proceeding, 100..=199) => {
-                self.state = ClientNonInviteState::Proceeding;
-                self.events.push_back(ClientEvent::Response(resp));
+                self.core.set_state(ClientNonInviteState::Proceeding);
+                self.core.emit(ClientEvent::Response(resp));
             }
             (ClientNonInviteState::Trying | ClientNonInviteState::Proceeding, 200..=699) => {
-                self.events.push_back(ClientEvent::Response(resp));
-                self.timers.clear();
-                let k = self.config.duration(TsxTimer::K, self.rel);
-                if k.is_zero() {
-                    self.terminate();
-                } else {
-                    self.state = ClientNonInviteState::Completed;
-                    self.timers.arm(TsxTimer::K, now, k);
-                }
+                self.core.emit(ClientEvent::Response(resp));
+                self.core
+                    .enter_or_terminate(ClientNonInviteState::Completed, TsxTimer::K, now);
             }
             _ => {}
         }
@@ -100,67 +78,37 @@ impl ClientNonInviteTsx {
     /// to T2 in Trying, T2 in Proceeding); F queues
     /// [`ClientEvent::Timeout`] and terminates; K terminates.
     pub fn handle_timeout(&mut self, now: Instant) {
-        for timer in self.timers.take_due(now) {
-            match (self.state, timer) {
+        for timer in self.core.take_due(now) {
+            match (self.core.state(), timer) {
                 (ClientNonInviteState::Trying, TsxTimer::E) => {
-                    self.transmits.push_back(self.request_bytes.clone());
-                    self.retransmit_interval =
-                        backoff(self.retransmit_interval, Some(self.config.t2));
-                    self.timers.arm(TsxTimer::E, now, self.retransmit_interval);
+                    let t2 = self.core.config().t2;
+                    self.core.retransmit(TsxTimer::E, now, Some(t2));
                 }
                 (ClientNonInviteState::Proceeding, TsxTimer::E) => {
-                    self.transmits.push_back(self.request_bytes.clone());
-                    self.timers
-                        .arm(TsxTimer::E, now, self.config.t2.max(MIN_RETRANSMIT));
+                    let t2 = self.core.config().t2;
+                    self.core.resend();
+                    self.core
+                        .arm_after(TsxTimer::E, now, t2.max(MIN_RETRANSMIT));
                 }
                 (ClientNonInviteState::Trying | ClientNonInviteState::Proceeding, TsxTimer::F) => {
-                    self.events.push_back(ClientEvent::Timeout);
-                    self.terminate();
+                    self.core.terminate_with(ClientEvent::Timeout);
                 }
-                (ClientNonInviteState::Completed, TsxTimer::K) => self.terminate(),
+                (ClientNonInviteState::Completed, TsxTimer::K) => self.core.terminate(),
                 _ => {}
             }
         }
     }
 
-    /// The next datagram/segment to send to the transaction's peer.
-    pub fn poll_transmit(&mut self) -> Option<Bytes> {
-        self.transmits.pop_front()
-    }
-
-    /// The next event for the TU.
-    pub fn poll_event(&mut self) -> Option<ClientEvent> {
-        self.events.pop_front()
-    }
-
-    /// When [`handle_timeout`](Self::handle_timeout) should next be called.
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        self.timers.next()
-    }
-
-    /// The current state.
-    pub fn state(&self) -> ClientNonInviteState {
-        self.state
-    }
-
-    /// True once the transaction is over (its queues may still hold items).
-    pub fn is_terminated(&self) -> bool {
-        self.state == ClientNonInviteState::Terminated
-    }
+    delegate_to_core!(ClientNonInviteState, ClientEvent);
 
     /// The request this transaction sends.
     pub fn request(&self) -> &Request {
-        &self.request
+        self.core.request()
     }
 
     /// The transaction key (branch and method of the request).
     pub fn key(&self) -> &TsxKey {
-        &self.key
-    }
-
-    fn terminate(&mut self) {
-        self.state = ClientNonInviteState::Terminated;
-        self.timers.clear();
+        self.core.key()
     }
 }
 

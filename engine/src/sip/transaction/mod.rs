@@ -18,10 +18,13 @@
 //! - [`client_invite`], [`client_non_invite`], [`server_invite`],
 //!   [`server_non_invite`]: the four state machines.
 //! - [`build`]: ACK (non-2xx), CANCEL and response construction.
+//! - `core` (internal): the queues, timers, retransmission and Terminated
+//!   handling the four state machines share.
 
 pub mod build;
 pub mod client_invite;
 pub mod client_non_invite;
+mod core;
 pub mod key;
 pub mod server_invite;
 pub mod server_non_invite;

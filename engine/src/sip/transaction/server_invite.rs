@@ -7,15 +7,13 @@
 //!                       `--H--> Terminated (Timeout)
 //! ```
 
-use std::collections::VecDeque;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use bytes::Bytes;
 use rsipstack::sip::{Method, Request, Response};
 
-use super::client_invite::key_of;
+use super::core::{checked_status, delegate_to_core, TsxCore, TsxState};
 use super::key::TsxKey;
-use super::timers::{backoff, Reliability, TimerConfig, TimerSet, TsxTimer};
+use super::timers::{Reliability, TimerConfig, TsxTimer};
 use super::TsxError;
 
 /// What a server transaction tells its TU.
@@ -44,20 +42,19 @@ pub enum ServerInviteState {
     Terminated,
 }
 
+impl TsxState for ServerInviteState {
+    const TERMINATED: Self = ServerInviteState::Terminated;
+}
+
 /// The INVITE server transaction, sans-IO.
+///
+/// Its transmits go to the transaction's peer: the top Via's
+/// `received`/`rport` address (RFC 3581).
 #[derive(Debug)]
 pub struct ServerInviteTsx {
-    request: Request,
-    key: TsxKey,
-    rel: Reliability,
-    config: TimerConfig,
-    state: ServerInviteState,
-    last_response: Option<Bytes>,
-    retransmit_interval: Duration,
+    /// Repeats the last response (timer G, retransmitted INVITEs).
+    core: TsxCore<ServerInviteState, ServerEvent>,
     ack_seen: bool,
-    timers: TimerSet,
-    transmits: VecDeque<Bytes>,
-    events: VecDeque<ServerEvent>,
 }
 
 impl ServerInviteTsx {
@@ -68,17 +65,8 @@ impl ServerInviteTsx {
     /// None))`, so that the peer stops retransmitting.
     pub fn new(invite: Request, rel: Reliability, timers: TimerConfig, _now: Instant) -> Self {
         ServerInviteTsx {
-            key: key_of(&invite),
-            request: invite,
-            rel,
-            config: timers,
-            state: ServerInviteState::Proceeding,
-            last_response: None,
-            retransmit_interval: timers.t1,
+            core: TsxCore::new(invite, ServerInviteState::Proceeding, rel, timers),
             ack_seen: false,
-            timers: TimerSet::default(),
-            transmits: VecDeque::new(),
-            events: VecDeque::new(),
         }
     }
 
@@ -89,26 +77,16 @@ impl ServerInviteTsx {
     /// belongs to the dialog, the TU reports it with
     /// [`ack_received`](Self::ack_received).
     pub fn on_request(&mut self, req: Request, now: Instant) {
-        match (req.method, self.state) {
+        match (req.method, self.core.state()) {
             (
                 Method::Invite,
                 ServerInviteState::Proceeding
                 | ServerInviteState::Accepted
                 | ServerInviteState::Completed,
-            ) => {
-                if let Some(last) = &self.last_response {
-                    self.transmits.push_back(last.clone());
-                }
-            }
+            ) => self.core.resend(),
             (Method::Ack, ServerInviteState::Completed) => {
-                self.timers.clear();
-                let i = self.config.duration(TsxTimer::I, self.rel);
-                if i.is_zero() {
-                    self.terminate();
-                } else {
-                    self.state = ServerInviteState::Confirmed;
-                    self.timers.arm(TsxTimer::I, now, i);
-                }
+                self.core
+                    .enter_or_terminate(ServerInviteState::Confirmed, TsxTimer::I, now);
             }
             _ => {}
         }
@@ -124,39 +102,26 @@ impl ServerInviteTsx {
     /// [`ServerEvent::Timeout`]. A further 2xx is allowed in Accepted;
     /// anything after a non-2xx final is [`TsxError::InvalidState`].
     pub fn respond(&mut self, resp: Response, now: Instant) -> Result<(), TsxError> {
-        let code = resp.status_code.code();
-        if !(100..=699).contains(&code) {
-            return Err(TsxError::InvalidStatus(code));
-        }
-        match (self.state, code) {
-            (ServerInviteState::Proceeding, 100..=199) => self.send(resp),
+        let code = checked_status(&resp)?;
+        match (self.core.state(), code) {
+            (ServerInviteState::Proceeding, 100..=199) => self.core.send_repeatable(resp.to_bytes()),
             (ServerInviteState::Proceeding | ServerInviteState::Accepted, 200..=299) => {
-                if self.state == ServerInviteState::Proceeding {
-                    self.state = ServerInviteState::Accepted;
-                    self.timers.arm(
-                        TsxTimer::L,
-                        now,
-                        self.config.duration(TsxTimer::L, self.rel),
-                    );
+                if self.core.state() == ServerInviteState::Proceeding {
+                    self.core.set_state(ServerInviteState::Accepted);
+                    self.core.arm(TsxTimer::L, now);
                 }
-                self.send(resp);
+                self.core.send_repeatable(resp.to_bytes());
                 if !self.ack_seen {
-                    self.retransmit_interval = self.config.t1;
-                    self.timers.arm(TsxTimer::G, now, self.config.t1);
+                    self.core.start_retransmit(TsxTimer::G, now);
                 }
             }
             (ServerInviteState::Proceeding, 300..=699) => {
-                self.state = ServerInviteState::Completed;
-                self.send(resp);
-                if self.rel.is_unreliable() {
-                    self.retransmit_interval = self.config.t1;
-                    self.timers.arm(TsxTimer::G, now, self.config.t1);
+                self.core.set_state(ServerInviteState::Completed);
+                self.core.send_repeatable(resp.to_bytes());
+                if self.core.rel().is_unreliable() {
+                    self.core.start_retransmit(TsxTimer::G, now);
                 }
-                self.timers.arm(
-                    TsxTimer::H,
-                    now,
-                    self.config.duration(TsxTimer::H, self.rel),
-                );
+                self.core.arm(TsxTimer::H, now);
             }
             _ => return Err(TsxError::InvalidState),
         }
@@ -168,9 +133,9 @@ impl ServerInviteTsx {
     /// 2xx. The transaction stays Accepted until timer L, absorbing
     /// INVITE retransmits.
     pub fn ack_received(&mut self, _now: Instant) {
-        if self.state == ServerInviteState::Accepted {
+        if self.core.state() == ServerInviteState::Accepted {
             self.ack_seen = true;
-            self.timers.cancel(TsxTimer::G);
+            self.core.cancel(TsxTimer::G);
         }
     }
 
@@ -179,77 +144,35 @@ impl ServerInviteTsx {
     /// terminates; L terminates, with [`ServerEvent::AckTimeout`] if the
     /// 2xx was never ACKed.
     pub fn handle_timeout(&mut self, now: Instant) {
-        for timer in self.timers.take_due(now) {
-            match (self.state, timer) {
+        for timer in self.core.take_due(now) {
+            match (self.core.state(), timer) {
                 (ServerInviteState::Completed | ServerInviteState::Accepted, TsxTimer::G) => {
-                    if let Some(last) = &self.last_response {
-                        self.transmits.push_back(last.clone());
-                    }
-                    self.retransmit_interval =
-                        backoff(self.retransmit_interval, Some(self.config.t2));
-                    self.timers.arm(TsxTimer::G, now, self.retransmit_interval);
+                    let t2 = self.core.config().t2;
+                    self.core.retransmit(TsxTimer::G, now, Some(t2));
                 }
                 (ServerInviteState::Completed, TsxTimer::H) => {
-                    self.events.push_back(ServerEvent::Timeout);
-                    self.terminate();
+                    self.core.terminate_with(ServerEvent::Timeout);
                 }
-                (ServerInviteState::Confirmed, TsxTimer::I) => self.terminate(),
-                (ServerInviteState::Accepted, TsxTimer::L) => {
-                    if !self.ack_seen {
-                        self.events.push_back(ServerEvent::AckTimeout);
-                    }
-                    self.terminate();
+                (ServerInviteState::Confirmed, TsxTimer::I) => self.core.terminate(),
+                (ServerInviteState::Accepted, TsxTimer::L) if !self.ack_seen => {
+                    self.core.terminate_with(ServerEvent::AckTimeout);
                 }
+                (ServerInviteState::Accepted, TsxTimer::L) => self.core.terminate(),
                 _ => {}
             }
         }
     }
 
-    /// The next datagram/segment to send to the transaction's peer (the
-    /// top Via's `received`/`rport` address, RFC 3581).
-    pub fn poll_transmit(&mut self) -> Option<Bytes> {
-        self.transmits.pop_front()
-    }
-
-    /// The next event for the TU.
-    pub fn poll_event(&mut self) -> Option<ServerEvent> {
-        self.events.pop_front()
-    }
-
-    /// When [`handle_timeout`](Self::handle_timeout) should next be called.
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        self.timers.next()
-    }
-
-    /// The current state.
-    pub fn state(&self) -> ServerInviteState {
-        self.state
-    }
-
-    /// True once the transaction is over (its queues may still hold items).
-    pub fn is_terminated(&self) -> bool {
-        self.state == ServerInviteState::Terminated
-    }
+    delegate_to_core!(ServerInviteState, ServerEvent);
 
     /// The INVITE that created this transaction.
     pub fn request(&self) -> &Request {
-        &self.request
+        self.core.request()
     }
 
     /// The transaction key (INVITE branch, method INVITE).
     pub fn key(&self) -> &TsxKey {
-        &self.key
-    }
-
-    fn send(&mut self, resp: Response) {
-        let bytes = Bytes::from(resp.to_bytes());
-        self.transmits.push_back(bytes.clone());
-        self.last_response = Some(bytes);
-    }
-
-    fn terminate(&mut self) {
-        self.state = ServerInviteState::Terminated;
-        self.timers.clear();
+        self.core.key()
     }
 }
 

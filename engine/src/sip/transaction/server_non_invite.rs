@@ -5,16 +5,14 @@
 //!   `----------200-699--------^
 //! ```
 
-use std::collections::VecDeque;
 use std::time::Instant;
 
-use bytes::Bytes;
 use rsipstack::sip::{Request, Response};
 
-use super::client_invite::key_of;
+use super::core::{checked_status, delegate_to_core, TsxCore, TsxState};
 use super::key::TsxKey;
 use super::server_invite::ServerEvent;
-use super::timers::{Reliability, TimerConfig, TimerSet, TsxTimer};
+use super::timers::{Reliability, TimerConfig, TsxTimer};
 use super::TsxError;
 
 /// States of the non-INVITE server transaction.
@@ -30,18 +28,19 @@ pub enum ServerNonInviteState {
     Terminated,
 }
 
+impl TsxState for ServerNonInviteState {
+    const TERMINATED: Self = ServerNonInviteState::Terminated;
+}
+
 /// The non-INVITE server transaction, sans-IO.
+///
+/// Its `poll_event` never yields today: a non-INVITE server transaction
+/// has no timeout the TU must hear about (§17.2.2); it is there so drivers
+/// handle all transactions alike.
 #[derive(Debug)]
 pub struct ServerNonInviteTsx {
-    request: Request,
-    key: TsxKey,
-    rel: Reliability,
-    config: TimerConfig,
-    state: ServerNonInviteState,
-    last_response: Option<Bytes>,
-    timers: TimerSet,
-    transmits: VecDeque<Bytes>,
-    events: VecDeque<ServerEvent>,
+    /// Repeats the last response to retransmitted requests.
+    core: TsxCore<ServerNonInviteState, ServerEvent>,
 }
 
 impl ServerNonInviteTsx {
@@ -49,15 +48,7 @@ impl ServerNonInviteTsx {
     /// is sent until the TU responds.
     pub fn new(req: Request, rel: Reliability, timers: TimerConfig, _now: Instant) -> Self {
         ServerNonInviteTsx {
-            key: key_of(&req),
-            request: req,
-            rel,
-            config: timers,
-            state: ServerNonInviteState::Trying,
-            last_response: None,
-            timers: TimerSet::default(),
-            transmits: VecDeque::new(),
-            events: VecDeque::new(),
+            core: TsxCore::new(req, ServerNonInviteState::Trying, rel, timers),
         }
     }
 
@@ -65,12 +56,10 @@ impl ServerNonInviteTsx {
     /// the last response is sent again; in Trying it is absorbed.
     pub fn on_request(&mut self, _req: Request, _now: Instant) {
         if matches!(
-            self.state,
+            self.core.state(),
             ServerNonInviteState::Proceeding | ServerNonInviteState::Completed
         ) {
-            if let Some(last) = &self.last_response {
-                self.transmits.push_back(last.clone());
-            }
+            self.core.resend();
         }
     }
 
@@ -78,82 +67,42 @@ impl ServerNonInviteTsx {
     /// and timer J (64·T1 over UDP; over TCP the transaction ends at once).
     /// Anything after the final is [`TsxError::InvalidState`].
     pub fn respond(&mut self, resp: Response, now: Instant) -> Result<(), TsxError> {
-        let code = resp.status_code.code();
-        if !(100..=699).contains(&code) {
-            return Err(TsxError::InvalidStatus(code));
-        }
+        let code = checked_status(&resp)?;
         if !matches!(
-            self.state,
+            self.core.state(),
             ServerNonInviteState::Trying | ServerNonInviteState::Proceeding
         ) {
             return Err(TsxError::InvalidState);
         }
-        let bytes = Bytes::from(resp.to_bytes());
-        self.transmits.push_back(bytes.clone());
-        self.last_response = Some(bytes);
+        self.core.send_repeatable(resp.to_bytes());
         if code < 200 {
-            self.state = ServerNonInviteState::Proceeding;
-            return Ok(());
-        }
-        let j = self.config.duration(TsxTimer::J, self.rel);
-        if j.is_zero() {
-            self.terminate();
+            self.core.set_state(ServerNonInviteState::Proceeding);
         } else {
-            self.state = ServerNonInviteState::Completed;
-            self.timers.arm(TsxTimer::J, now, j);
+            self.core
+                .enter_or_terminate(ServerNonInviteState::Completed, TsxTimer::J, now);
         }
         Ok(())
     }
 
     /// Fires the timers due at `now`: J terminates.
     pub fn handle_timeout(&mut self, now: Instant) {
-        for timer in self.timers.take_due(now) {
-            if (self.state, timer) == (ServerNonInviteState::Completed, TsxTimer::J) {
-                self.terminate();
+        for timer in self.core.take_due(now) {
+            if (self.core.state(), timer) == (ServerNonInviteState::Completed, TsxTimer::J) {
+                self.core.terminate();
             }
         }
     }
 
-    /// The next datagram/segment to send to the transaction's peer.
-    pub fn poll_transmit(&mut self) -> Option<Bytes> {
-        self.transmits.pop_front()
-    }
-
-    /// The next event for the TU. Never yields today: a non-INVITE server
-    /// transaction has no timeout the TU must hear about (§17.2.2); it is
-    /// here so drivers handle all transactions alike.
-    pub fn poll_event(&mut self) -> Option<ServerEvent> {
-        self.events.pop_front()
-    }
-
-    /// When [`handle_timeout`](Self::handle_timeout) should next be called.
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        self.timers.next()
-    }
-
-    /// The current state.
-    pub fn state(&self) -> ServerNonInviteState {
-        self.state
-    }
-
-    /// True once the transaction is over (its queues may still hold items).
-    pub fn is_terminated(&self) -> bool {
-        self.state == ServerNonInviteState::Terminated
-    }
+    delegate_to_core!(ServerNonInviteState, ServerEvent);
 
     /// The request that created this transaction.
     pub fn request(&self) -> &Request {
-        &self.request
+        self.core.request()
     }
 
     /// The transaction key (branch and method of the request).
     pub fn key(&self) -> &TsxKey {
-        &self.key
-    }
-
-    fn terminate(&mut self) {
-        self.state = ServerNonInviteState::Terminated;
-        self.timers.clear();
+        self.core.key()
     }
 }
 
