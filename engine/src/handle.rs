@@ -143,6 +143,17 @@ impl EngineEvent {
     }
 }
 
+/// A softphone user's bindings changed (REGISTER, un-REGISTER, expiry).
+/// The control plane stores them and gives them back at start with
+/// [`EngineHandle::restore_registrations`], so a restart keeps them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistrationEvent {
+    /// The user (E.164).
+    pub username: String,
+    /// Its live bindings after the change (empty: unregistered).
+    pub bindings: Vec<crate::sip::registrar::Binding>,
+}
+
 /// Packet counters of one call's relay, per direction.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct MediaStats {
@@ -205,6 +216,7 @@ pub(crate) type CommandEnvelope = (Command, oneshot::Sender<Result<CommandReply,
 pub struct EngineHandle {
     pub(crate) routes: RouteTable,
     pub(crate) commands: mpsc::Sender<CommandEnvelope>,
+    pub(crate) registrar: std::sync::Arc<std::sync::Mutex<crate::sip::registrar::Registrar>>,
 }
 
 impl EngineHandle {
@@ -218,6 +230,15 @@ impl EngineHandle {
     /// 404. Live calls are not touched: send [`Command::HangupSession`].
     pub fn remove_route(&self, masked: &str) {
         self.routes.remove(masked);
+    }
+
+    /// Put back softphone bindings loaded from the store (at start).
+    pub fn restore_registrations(&self, users: Vec<RegistrationEvent>) {
+        if let Ok(mut r) = self.registrar.lock() {
+            for u in users {
+                r.restore(&u.username, u.bindings);
+            }
+        }
     }
 
     /// The routing table (read access, for diagnostics and tests).

@@ -26,6 +26,6 @@ pub mod sip;
 pub use driver::engine::{Engine, StartError, Started};
 pub use handle::{
     Command, CommandError, CommandReply, Direction, EngineEvent, EngineHandle, HangupBy,
-    MediaStats,
+    MediaStats, RegistrationEvent,
 };
 pub use routing::{Route, RouteDecision, RouteTable};

@@ -1,8 +1,6 @@
 //! What any SIP server on the open network must survive: OPTIONS is
 //! answered, a malformed request gets 400, garbage does not bring it down.
 
-use std::time::Duration;
-
 use maskline_e2e::{bounded, Maskline, Result, SipPeer, StartOptions, WAIT};
 use rand::Rng;
 use tokio::io::AsyncWriteExt;

@@ -28,8 +28,6 @@ use super::{LoadConfig, LoadError};
 const EVENT_WAIT: Duration = Duration::from_secs(5);
 /// Setup errors kept for the report.
 const MAX_ERRORS: usize = 5;
-/// Streams per sender task.
-const STREAMS_PER_SHARD: usize = 32;
 
 /// The generator's sockets.
 struct Sockets {
@@ -136,6 +134,9 @@ pub(super) async fn run(cfg: LoadConfig, gen: Handle) -> Result<LoadReport, Load
     let final_tally = wait_for(&tally, |t| t.hangups >= t.initiated).await;
     report.hangup_events = final_tally.hangups;
     report.engine = final_tally.media;
+    let mut uas_counts = uas.watch_counts();
+    let torn_down = report.calls_torn_down;
+    let _ = tokio::time::timeout(EVENT_WAIT, uas_counts.wait_for(|c| c.byes >= torn_down)).await;
     report.b_byes = uas.counts().byes;
 
     // Baseline: the same streams straight between the generator's sockets.
@@ -361,7 +362,10 @@ async fn measure(
     duration: Duration,
     epoch: Instant,
 ) -> Result<PhaseReport, LoadError> {
-    let shards = streams.len().div_ceil(STREAMS_PER_SHARD).max(1);
+    // One sender task per millisecond of the packet interval (tokio's timer
+    // resolution): packets are spread as evenly as timers allow.
+    let period_ms = (1000 / cfg.pps.max(1)).max(1) as usize;
+    let shards = period_ms.clamp(1, streams.len().max(1));
     let before: CpuTicks = proc(procstat::cpu_ticks())?;
     let mut stats: PumpStats = on(
         gen,

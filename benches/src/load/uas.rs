@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio::net::UdpSocket;
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::sip_text::{ok_response, sdp_audio_addr, sdp_offer, SipText};
@@ -58,6 +59,7 @@ pub struct Uas {
     /// B's media address per call index.
     media: Vec<SocketAddr>,
     state: Mutex<State>,
+    counts: watch::Sender<UasCounts>,
 }
 
 impl Uas {
@@ -86,6 +88,7 @@ impl Uas {
             callees,
             media,
             state: Mutex::new(state),
+            counts: watch::Sender::new(UasCounts::default()),
         })
     }
 
@@ -104,6 +107,11 @@ impl Uas {
     /// Current counters.
     pub fn counts(&self) -> UasCounts {
         self.state().counts
+    }
+
+    /// Counters as they change.
+    pub fn watch_counts(&self) -> watch::Receiver<UasCounts> {
+        self.counts.subscribe()
     }
 
     /// Receive loop with 200 OK retransmission; runs until its task is
@@ -127,6 +135,14 @@ impl Uas {
 
     /// What to send back to `src` for `msg`, if anything.
     fn on_message(&self, msg: &SipText<'_>, src: SocketAddr) -> Option<Vec<u8>> {
+        let reply = self.handle(msg, src);
+        let counts = self.state().counts;
+        self.counts
+            .send_if_modified(|c| std::mem::replace(c, counts) != counts);
+        reply
+    }
+
+    fn handle(&self, msg: &SipText<'_>, src: SocketAddr) -> Option<Vec<u8>> {
         let call_id = msg.call_id()?;
         let method = msg.method()?; // responses are not expected here
         let mut state = self.state();

@@ -57,6 +57,9 @@ pub struct CallSetup {
     pub callee: String,
     /// Where the B-leg INVITE goes (trunk or registered contact).
     pub b_dest: Endpoint,
+    /// Request-URI of the B-leg INVITE when calling a registered contact
+    /// (else `sip:<callee>@<b_dest>`).
+    pub b_request_uri: Option<String>,
     /// Relay port the A leg sends media to.
     pub a_rtp_port: u16,
     /// Relay port the B leg sends media to.
@@ -201,6 +204,7 @@ impl Call {
             caller_id: &setup.masked,
             callee: &setup.callee,
             target_host: &target_host,
+            request_uri: setup.b_request_uri.as_deref(),
             call_id: &b_call_id,
             from_tag: &ids::new_tag(),
             branch: &ids::new_branch(),

@@ -36,6 +36,9 @@ pub struct OutboundInvite<'a> {
     pub callee: &'a str,
     /// Request-URI host (`ip:port` of the trunk or contact).
     pub target_host: &'a str,
+    /// Request-URI to use instead of `sip:<callee>@<target_host>` (a
+    /// registered contact).
+    pub request_uri: Option<&'a str>,
     /// New Call-ID.
     pub call_id: &'a str,
     /// New From tag.
@@ -53,7 +56,10 @@ pub struct OutboundInvite<'a> {
 /// Build the B-leg INVITE.
 pub fn invite(p: &OutboundInvite<'_>) -> Result<Request, rsipstack::sip::Error> {
     let host = uri_host(p.local.public_ip);
-    let uri = Uri::try_from(format!("sip:{}@{}", p.callee, p.target_host).as_str())?;
+    let uri = match p.request_uri {
+        Some(contact) => Uri::try_from(contact)?,
+        None => Uri::try_from(format!("sip:{}@{}", p.callee, p.target_host).as_str())?,
+    };
     let headers = [
         ("Via", format!("SIP/2.0/{} {};branch={};rport", p.transport, p.local.sent_by, p.branch)),
         ("Max-Forwards", p.max_forwards.to_string()),
@@ -89,6 +95,7 @@ mod tests {
             caller_id: "+15550000001",
             callee: "+14155550102",
             target_host: "127.0.0.1:5080",
+            request_uri: None,
             call_id: "abc@127.0.0.1",
             from_tag: "t1",
             branch: "z9hG4bKabc",

@@ -28,6 +28,7 @@ fn setup() -> CallSetup {
         masked: MASKED.into(),
         callee: B_NUMBER.into(),
         b_dest: trunk(),
+        b_request_uri: None,
         a_rtp_port: 20000,
         b_rtp_port: 20002,
         timers: TimerConfig::default(),

@@ -63,6 +63,7 @@ pub(crate) async fn handle_datagram(shared: &Arc<Shared>, data: &[u8], src: Endp
     match req.method {
         Method::Invite if message::to_tag(&req).is_none() => admit(shared, req, src).await,
         Method::Ack => {}
+        Method::Register => super::register::on_register(shared, req, src).await,
         Method::Options => {
             let resp = message::response(
                 &req,
@@ -107,18 +108,28 @@ fn trusted_source(shared: &Shared, src: Endpoint) -> bool {
 }
 
 async fn admit(shared: &Arc<Shared>, req: Request, src: Endpoint) {
-    if !trusted_source(shared, src) {
+    // A trunk is trusted by its source address; anyone else must be a
+    // softphone user and proves it with digest credentials (407 first).
+    let authenticated = if trusted_source(shared, src) {
+        None
+    } else if shared.settings.users.is_empty() {
         tracing::info!(%src, "INVITE from untrusted source");
         return reject(shared, &req, src, 403, Some("CALL_REJECTED")).await;
-    }
+    } else {
+        match super::register::authenticate(shared, &req, src, "Proxy-Authorization", 407).await {
+            super::register::Authn::User(user) => Some(user),
+            super::register::Authn::Challenged => return,
+        }
+    };
     if req.header_value("Max-Forwards").and_then(|v| v.trim().parse::<u32>().ok()) == Some(0) {
         return reject(shared, &req, src, 483, None).await;
     }
     let Some(dialled) = message::uri_user(&req.uri).and_then(|u| e164::normalize(&u)) else {
         return reject(shared, &req, src, 404, Some("UNALLOCATED_NUMBER")).await;
     };
-    // A caller that is not a number cannot be a party (403 below).
-    let caller = message::caller_identity(&req).unwrap_or_default();
+    // The caller is the authenticated user, else what the trunk asserts. A
+    // caller that is not a number cannot be a party (403 below).
+    let caller = authenticated.or_else(|| message::caller_identity(&req)).unwrap_or_default();
     let (route, caller, callee) = match shared.routes.decide(&dialled, &caller) {
         RouteDecision::Dial { route, caller, callee } => (route, caller, callee),
         RouteDecision::NoRoute => return reject(shared, &req, src, 404, Some("UNALLOCATED_NUMBER")).await,
@@ -128,10 +139,18 @@ async fn admit(shared: &Arc<Shared>, req: Request, src: Endpoint) {
         // Late offer (INVITE without SDP) is not supported yet.
         return reject(shared, &req, src, 488, Some("BEARERCAPABILITY_NOTAVAIL")).await;
     }
-    let Some(trunk) = shared.settings.trunks.first() else {
-        return reject(shared, &req, src, 503, Some("NO_ROUTE_DESTINATION")).await;
+    // A registered callee is called at its contact (through the address its
+    // REGISTER came from, which works behind NAT); anyone else via the trunk.
+    let binding = shared
+        .registrar
+        .lock()
+        .ok()
+        .and_then(|r| r.lookup(&callee, super::register::now_unix()).into_iter().next());
+    let (b_dest, b_request_uri) = match (binding, shared.settings.trunks.first()) {
+        (Some(b), _) => (b.source, Some(b.contact)),
+        (None, Some(trunk)) => (Endpoint { transport: trunk.transport.into(), addr: trunk.address }, None),
+        (None, None) => return reject(shared, &req, src, 480, Some("NO_ROUTE_DESTINATION")).await,
     };
-    let b_dest = Endpoint { transport: trunk.transport.into(), addr: trunk.address };
     let (mailbox, inbox) = mpsc::channel(MAILBOX);
     let engine_id = ids::new_engine_call_id();
     let call = CallRef { engine_id: engine_id.clone(), mailbox };
@@ -165,6 +184,7 @@ async fn admit(shared: &Arc<Shared>, req: Request, src: Endpoint) {
             src,
             a_sip_call_id: call_id,
             b_dest,
+            b_request_uri,
             a_ports,
             b_ports,
         },

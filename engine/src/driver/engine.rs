@@ -25,6 +25,9 @@ pub struct Started {
     pub events: mpsc::UnboundedReceiver<EngineEvent>,
     /// The bound SIP address (useful when the config asked for port 0).
     pub sip_addr: SocketAddr,
+    /// Softphone registration changes, to be stored (see
+    /// [`EngineHandle::restore_registrations`]).
+    pub registrations: mpsc::UnboundedReceiver<crate::handle::RegistrationEvent>,
 }
 
 /// Why the engine could not start.
@@ -69,7 +72,15 @@ impl Engine {
             timers: TimerConfig::default(),
             ring_timeout: Duration::from_secs(config.calls.ring_timeout_secs),
             trunks: config.trunks.clone(),
+            users: config
+                .users
+                .iter()
+                .map(|u| (crate::sip::e164::normalize(&u.username).unwrap_or_else(|| u.username.clone()), u.password.clone()))
+                .collect(),
+            digest_algorithms: config.sip.digest_algorithms.clone(),
         };
+        let registrar = Arc::new(std::sync::Mutex::new(crate::sip::registrar::Registrar::new()));
+        let (registrations_tx, registrations) = mpsc::unbounded_channel();
         let routes = RouteTable::new();
         let (events_tx, events) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
@@ -82,13 +93,17 @@ impl Engine {
             by_engine_id: DashMap::new(),
             events: events_tx,
             tcp: super::tcp::Connections::new(),
+            registrar: registrar.clone(),
+            registrations: registrations_tx,
+            nonce: crate::sip::auth::NonceSecret::random(),
         });
         shared.tcp.attach(&shared);
         let (commands, commands_rx) = mpsc::channel(1024);
         tokio::spawn(super::dispatch::receive_loop(shared.clone()));
         tokio::spawn(super::tcp::accept_loop(shared.clone(), tcp));
+        tokio::spawn(super::register::sweep_loop(shared.clone()));
         tokio::spawn(super::commands::command_loop(shared, commands_rx));
         tracing::info!(%sip_addr, "SIP listening (UDP and TCP)");
-        Ok(Started { handle: EngineHandle { routes, commands }, events, sip_addr })
+        Ok(Started { handle: EngineHandle { routes, commands, registrar }, events, sip_addr, registrations })
     }
 }

@@ -5,5 +5,6 @@ mod call_actor;
 mod commands;
 mod dispatch;
 pub mod engine;
+mod register;
 mod shared;
 mod tcp;

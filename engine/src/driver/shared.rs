@@ -39,6 +39,10 @@ pub(crate) struct Settings {
     pub timers: TimerConfig,
     pub ring_timeout: Duration,
     pub trunks: Vec<sip_config::TrunkConfig>,
+    /// Softphone users: username (E.164) → password.
+    pub users: std::collections::HashMap<String, String>,
+    /// Digest algorithms offered in challenges.
+    pub digest_algorithms: Vec<sip_config::DigestAlgorithm>,
 }
 
 /// A live call as seen from outside its actor.
@@ -62,6 +66,12 @@ pub(crate) struct Shared {
     pub events: mpsc::UnboundedSender<EngineEvent>,
     /// TCP connections by remote address.
     pub tcp: super::tcp::Connections,
+    /// Location service of registered softphones.
+    pub registrar: Arc<std::sync::Mutex<crate::sip::registrar::Registrar>>,
+    /// Registration changes, for the control plane to store.
+    pub registrations: mpsc::UnboundedSender<crate::handle::RegistrationEvent>,
+    /// Mints and checks digest nonces.
+    pub nonce: crate::sip::auth::NonceSecret,
 }
 
 impl Shared {

@@ -46,8 +46,10 @@ pub fn parse(data: &[u8]) -> Result<SipMessage, MessageError> {
 
 fn validate(msg: &SipMessage) -> Result<(), MessageError> {
     top_via_branch(msg).ok_or(MessageError::MissingHeader("Via"))?;
-    msg.from_header().map_err(|_| MessageError::MissingHeader("From"))?;
-    msg.to_header().map_err(|_| MessageError::MissingHeader("To"))?;
+    msg.from_header()
+        .map_err(|_| MessageError::MissingHeader("From"))?;
+    msg.to_header()
+        .map_err(|_| MessageError::MissingHeader("To"))?;
     call_id(msg).ok_or(MessageError::MissingHeader("Call-ID"))?;
     let (_, method) = cseq(msg).ok_or(MessageError::MissingHeader("CSeq"))?;
     if let SipMessage::Request(req) = msg {
@@ -60,7 +62,10 @@ fn validate(msg: &SipMessage) -> Result<(), MessageError> {
 
 /// The Call-ID value.
 pub fn call_id(msg: &impl HeadersExt) -> Option<&str> {
-    msg.call_id_header().ok().map(|h| h.value().trim()).filter(|v| !v.is_empty())
+    msg.call_id_header()
+        .ok()
+        .map(|h| h.value().trim())
+        .filter(|v| !v.is_empty())
 }
 
 /// CSeq number and method.
@@ -72,17 +77,29 @@ pub fn cseq(msg: &impl HeadersExt) -> Option<(u32, Method)> {
 /// Branch parameter of the top Via.
 pub fn top_via_branch(msg: &impl HeadersExt) -> Option<String> {
     let via = msg.top_via_header().ok()?.typed().ok()?;
-    via.branch().map(|b| b.to_string()).filter(|b| !b.is_empty())
+    via.branch()
+        .map(|b| b.to_string())
+        .filter(|b| !b.is_empty())
 }
 
 /// Tag of the From header.
 pub fn from_tag(msg: &impl HeadersExt) -> Option<String> {
-    msg.from_header().ok()?.tag().ok().flatten().map(|t| t.to_string())
+    msg.from_header()
+        .ok()?
+        .tag()
+        .ok()
+        .flatten()
+        .map(|t| t.to_string())
 }
 
 /// Tag of the To header.
 pub fn to_tag(msg: &impl HeadersExt) -> Option<String> {
-    msg.to_header().ok()?.tag().ok().flatten().map(|t| t.to_string())
+    msg.to_header()
+        .ok()?
+        .tag()
+        .ok()
+        .flatten()
+        .map(|t| t.to_string())
 }
 
 /// User part of a URI (`sip:+1555@host` → `+1555`; `tel:+1555` → `+1555`).
@@ -92,7 +109,8 @@ pub fn uri_user(uri: &Uri) -> Option<String> {
     }
     // tel: URIs carry the number as the host part.
     let text = uri.to_string();
-    text.strip_prefix("tel:").map(|rest| rest.split(';').next().unwrap_or("").to_string())
+    text.strip_prefix("tel:")
+        .map(|rest| rest.split(';').next().unwrap_or("").to_string())
 }
 
 /// The number the caller presents: user of `P-Asserted-Identity` if present
@@ -138,7 +156,14 @@ pub fn response_destination(req: &Request, src: SocketAddr) -> SocketAddr {
         SocketAddr::new(src.ip(), port)
     } else {
         // NAT or a host name: the source is the only address we can trust.
-        SocketAddr::new(src.ip(), if via.received().is_some() { port } else { src.port() })
+        SocketAddr::new(
+            src.ip(),
+            if via.received().is_some() {
+                port
+            } else {
+                src.port()
+            },
+        )
     }
 }
 
@@ -154,7 +179,11 @@ pub fn response(
     body: Option<(&str, Vec<u8>)>,
 ) -> Response {
     let mut headers = rsipstack::sip::Headers::from(response_headers(req, to_tag));
-    finish(&mut headers, extra, body.as_ref().map(|(ct, b)| (*ct, b.len())));
+    finish(
+        &mut headers,
+        extra,
+        body.as_ref().map(|(ct, b)| (*ct, b.len())),
+    );
     Response {
         status_code: status.into(),
         wire_reason: None,
@@ -184,9 +213,18 @@ pub fn finish(
 
 /// Build a request from scratch: `headers` in order, then Content-Type and
 /// Content-Length. Nothing is copied from any other message.
-pub fn request(method: Method, uri: Uri, headers: &[(&str, String)], body: Option<(&str, Vec<u8>)>) -> Request {
+pub fn request(
+    method: Method,
+    uri: Uri,
+    headers: &[(&str, String)],
+    body: Option<(&str, Vec<u8>)>,
+) -> Request {
     let mut hs = rsipstack::sip::Headers::default();
-    finish(&mut hs, headers, body.as_ref().map(|(ct, b)| (*ct, b.len())));
+    finish(
+        &mut hs,
+        headers,
+        body.as_ref().map(|(ct, b)| (*ct, b.len())),
+    );
     Request {
         method,
         uri,
@@ -228,7 +266,9 @@ pub fn bad_request_for(data: &[u8], reason: &str) -> Option<Vec<u8>> {
         ("cseq", ""),
     ];
     for line in lines {
-        let Some((name, value)) = line.split_once(':') else { continue };
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
         let name = name.trim().to_ascii_lowercase();
         for (i, (long, short)) in wanted.iter().enumerate() {
             if name == *long || (!short.is_empty() && name == *short) {
@@ -244,8 +284,14 @@ pub fn bad_request_for(data: &[u8], reason: &str) -> Option<Vec<u8>> {
     if !found.iter().all(|f| *f) {
         return None;
     }
-    let reason: String = reason.chars().filter(|c| !c.is_control() && *c != '"').take(120).collect();
-    out.push_str(&format!("Warning: 399 maskline \"{reason}\"\r\nContent-Length: 0\r\n\r\n"));
+    let reason: String = reason
+        .chars()
+        .filter(|c| !c.is_control() && *c != '"')
+        .take(120)
+        .collect();
+    out.push_str(&format!(
+        "Warning: 399 maskline \"{reason}\"\r\nContent-Length: 0\r\n\r\n"
+    ));
     Some(out.into_bytes())
 }
 
@@ -265,7 +311,9 @@ Content-Length: 0\r\n\r\n";
 
     #[test]
     fn parses_and_reads_fields() {
-        let SipMessage::Request(req) = parse(INVITE.as_bytes()).unwrap() else { panic!() };
+        let SipMessage::Request(req) = parse(INVITE.as_bytes()).unwrap() else {
+            panic!()
+        };
         assert_eq!(call_id(&req), Some("a84b4c76e66710@10.0.0.5"));
         assert_eq!(cseq(&req), Some((314159, Method::Invite)));
         assert_eq!(top_via_branch(&req).as_deref(), Some("z9hG4bK776asdhds"));
@@ -281,41 +329,60 @@ Content-Length: 0\r\n\r\n";
             "Contact:",
             "P-Asserted-Identity: <sip:+14155550999@carrier.example>\r\nContact:",
         );
-        let SipMessage::Request(req) = parse(text.as_bytes()).unwrap() else { panic!() };
+        let SipMessage::Request(req) = parse(text.as_bytes()).unwrap() else {
+            panic!()
+        };
         assert_eq!(caller_identity(&req).as_deref(), Some("+14155550999"));
     }
 
     #[test]
     fn compact_headers_parse() {
         let text = "INVITE sip:+15550000001@127.0.0.1 SIP/2.0\r\nv: SIP/2.0/UDP 10.0.0.5;branch=z9hG4bKx\r\nt: <sip:+15550000001@127.0.0.1>\r\nf: <sip:+14155550101@10.0.0.5>;tag=a\r\ni: abc\r\nCSeq: 1 INVITE\r\nl: 0\r\n\r\n";
-        let SipMessage::Request(req) = parse(text.as_bytes()).unwrap() else { panic!() };
+        let SipMessage::Request(req) = parse(text.as_bytes()).unwrap() else {
+            panic!()
+        };
         assert_eq!(call_id(&req), Some("abc"));
     }
 
     #[test]
     fn missing_headers_and_mismatch_rejected() {
         let no_callid = INVITE.replace("Call-ID: a84b4c76e66710@10.0.0.5\r\n", "");
-        assert_eq!(parse(no_callid.as_bytes()).unwrap_err(), MessageError::MissingHeader("Call-ID"));
+        assert_eq!(
+            parse(no_callid.as_bytes()).unwrap_err(),
+            MessageError::MissingHeader("Call-ID")
+        );
         let mismatch = INVITE.replace("CSeq: 314159 INVITE", "CSeq: 314159 BYE");
-        assert_eq!(parse(mismatch.as_bytes()).unwrap_err(), MessageError::CSeqMismatch);
+        assert_eq!(
+            parse(mismatch.as_bytes()).unwrap_err(),
+            MessageError::CSeqMismatch
+        );
         assert!(parse(b"garbage").is_err());
         assert!(parse(&[0xff; 10]).is_err());
     }
 
     #[test]
     fn response_routing_rfc3581() {
-        let SipMessage::Request(req) = parse(INVITE.as_bytes()).unwrap() else { panic!() };
+        let SipMessage::Request(req) = parse(INVITE.as_bytes()).unwrap() else {
+            panic!()
+        };
         let src: SocketAddr = "192.0.2.1:40000".parse().unwrap();
         assert_eq!(response_destination(&req, src), src);
         let no_rport = INVITE.replace(";rport", "");
-        let SipMessage::Request(req) = parse(no_rport.as_bytes()).unwrap() else { panic!() };
+        let SipMessage::Request(req) = parse(no_rport.as_bytes()).unwrap() else {
+            panic!()
+        };
         let src: SocketAddr = "10.0.0.5:40000".parse().unwrap();
-        assert_eq!(response_destination(&req, src), "10.0.0.5:5070".parse().unwrap());
+        assert_eq!(
+            response_destination(&req, src),
+            "10.0.0.5:5070".parse().unwrap()
+        );
     }
 
     #[test]
     fn response_copies_dialog_headers_and_adds_tag() {
-        let SipMessage::Request(req) = parse(INVITE.as_bytes()).unwrap() else { panic!() };
+        let SipMessage::Request(req) = parse(INVITE.as_bytes()).unwrap() else {
+            panic!()
+        };
         let resp = response(&req, 486, Some("xyz"), &[], None);
         let text = String::from_utf8(resp.to_bytes()).unwrap();
         assert!(text.starts_with("SIP/2.0 486 Busy Here\r\n"), "{text}");
@@ -327,9 +394,24 @@ Content-Length: 0\r\n\r\n";
     }
 
     #[test]
+    fn response_copies_headers_like_the_transaction_layer() {
+        let SipMessage::Request(req) = parse(INVITE.as_bytes()).unwrap() else {
+            panic!()
+        };
+        let status = rsipstack::sip::StatusCode::BusyHere;
+        let ours = response(&req, 486, Some("xyz"), &[], None);
+        let tsx = crate::sip::transaction::build_response(&req, status, Some("xyz"));
+        assert_eq!(ours.to_bytes(), tsx.to_bytes());
+    }
+
+    #[test]
     fn bad_request_echoes_dialog_headers() {
-        let broken = INVITE.replace("CSeq: 314159 INVITE", "CSeq: 314159 INVITE\r\nContent-Length: abc");
-        let out = String::from_utf8(bad_request_for(broken.as_bytes(), "bad \"length\"").unwrap()).unwrap();
+        let broken = INVITE.replace(
+            "CSeq: 314159 INVITE",
+            "CSeq: 314159 INVITE\r\nContent-Length: abc",
+        );
+        let out = String::from_utf8(bad_request_for(broken.as_bytes(), "bad \"length\"").unwrap())
+            .unwrap();
         assert!(out.starts_with("SIP/2.0 400 Bad Request\r\n"));
         assert!(out.contains("Call-ID: a84b4c76e66710@10.0.0.5\r\n"));
         assert!(bad_request_for(b"SIP/2.0 200 OK\r\n\r\n", "x").is_none());

@@ -7,5 +7,6 @@ pub mod framing;
 pub mod ids;
 pub mod message;
 pub mod q850;
+pub mod registrar;
 pub mod transaction;
 pub mod transport;

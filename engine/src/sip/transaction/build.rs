@@ -331,6 +331,15 @@ mod tests {
     }
 
     #[test]
+    fn escaped_quotes_do_not_end_a_quoted_string() {
+        assert_eq!(tag_param("\"A \\\";tag=x\" <sip:a@b>;tag=yes"), Some("yes"));
+        assert_eq!(
+            split_header_list("\"A \\\", <x>\" <sip:a@b>, <sip:c@d>"),
+            vec!["\"A \\\", <x>\" <sip:a@b>", "<sip:c@d>"]
+        );
+    }
+
+    #[test]
     fn split_header_list_respects_brackets_and_quotes() {
         assert_eq!(
             split_header_list("<sip:p1;lr>, \"a,b\" <sip:p2;x=1,2>,<sip:p3> ,"),

@@ -61,11 +61,7 @@ impl ClientInviteTsx {
     /// empty.
     pub fn new(invite: Request, rel: Reliability, timers: TimerConfig, now: Instant) -> Self {
         let mut core = TsxCore::new(invite, ClientInviteState::Calling, rel, timers);
-        core.send_repeatable(core.request().to_bytes());
-        if rel.is_unreliable() {
-            core.start_retransmit(TsxTimer::A, now);
-        }
-        core.arm(TsxTimer::B, now);
+        core.send_request(TsxTimer::A, TsxTimer::B, now);
         ClientInviteTsx { core }
     }
 

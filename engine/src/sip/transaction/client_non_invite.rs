@@ -7,9 +7,9 @@
 //! Trying/Proceeding --F--> Terminated (Timeout)
 //! ```
 
-use std::time::Instant;
 #[cfg(test)]
 use std::time::Duration;
+use std::time::Instant;
 
 use rsipstack::sip::{Request, Response};
 
@@ -47,11 +47,7 @@ impl ClientNonInviteTsx {
     /// timer E (unreliable transports) and timer F.
     pub fn new(req: Request, rel: Reliability, timers: TimerConfig, now: Instant) -> Self {
         let mut core = TsxCore::new(req, ClientNonInviteState::Trying, rel, timers);
-        core.send_repeatable(core.request().to_bytes());
-        if rel.is_unreliable() {
-            core.start_retransmit(TsxTimer::E, now);
-        }
-        core.arm(TsxTimer::F, now);
+        core.send_request(TsxTimer::E, TsxTimer::F, now);
         ClientNonInviteTsx { core }
     }
 

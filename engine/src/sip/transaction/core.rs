@@ -124,6 +124,17 @@ impl<S: TsxState, E> TsxCore<S, E> {
         }
     }
 
+    /// Starts a client transaction: queues the request, kept for
+    /// retransmission by `retransmit` (armed at T1 on unreliable transports
+    /// only), and arms `timeout`.
+    pub(crate) fn send_request(&mut self, retransmit: TsxTimer, timeout: TsxTimer, now: Instant) {
+        self.send_repeatable(self.request.to_bytes());
+        if self.rel.is_unreliable() {
+            self.start_retransmit(retransmit, now);
+        }
+        self.arm(timeout, now);
+    }
+
     /// Queues `wire` for the peer and keeps it as what
     /// [`resend`](Self::resend) and [`retransmit`](Self::retransmit) send.
     pub(crate) fn send_repeatable(&mut self, wire: Vec<u8>) {

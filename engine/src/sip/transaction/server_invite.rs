@@ -104,7 +104,9 @@ impl ServerInviteTsx {
     pub fn respond(&mut self, resp: Response, now: Instant) -> Result<(), TsxError> {
         let code = checked_status(&resp)?;
         match (self.core.state(), code) {
-            (ServerInviteState::Proceeding, 100..=199) => self.core.send_repeatable(resp.to_bytes()),
+            (ServerInviteState::Proceeding, 100..=199) => {
+                self.core.send_repeatable(resp.to_bytes())
+            }
             (ServerInviteState::Proceeding | ServerInviteState::Accepted, 200..=299) => {
                 if self.core.state() == ServerInviteState::Proceeding {
                     self.core.set_state(ServerInviteState::Accepted);
