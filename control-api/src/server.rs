@@ -13,6 +13,7 @@ use crate::app::{router, AppState};
 use crate::service::bootstrap::{self, BootstrapError, DevKey};
 use crate::service::engine_events;
 use crate::service::recovery::{self, RecoveryReport};
+use crate::service::registrations;
 use crate::service::sessions::SessionService;
 use crate::service::ttl::{self, TtlTimers};
 use crate::store::{Store, StoreError};
@@ -84,6 +85,12 @@ pub async fn start(
     let sip_addr = started.sip_addr;
     tracing::info!(sip = %sip_addr, "engine started");
 
+    let restored = registrations::restore(&store, &engine).await?;
+    if restored > 0 {
+        tracing::info!(users = restored, "softphone registrations restored");
+    }
+    let registrations_task =
+        tokio::spawn(registrations::run(store.clone(), clock.clone(), started.registrations));
     let (timers, expired, timer_task) = TtlTimers::spawn(clock.clone());
     let sessions = SessionService::new(store.clone(), engine.clone(), timers, clock);
     let recovery = recovery::recover(&sessions).await?;
@@ -125,7 +132,7 @@ pub async fn start(
         recovery,
         shutdown: Some(shutdown),
         server,
-        workers: vec![timer_task, events_task, expiry_task],
+        workers: vec![timer_task, events_task, expiry_task, registrations_task],
     })
 }
 

@@ -11,5 +11,6 @@ pub mod admin;
 pub mod bootstrap;
 pub mod engine_events;
 pub mod recovery;
+pub mod registrations;
 pub mod sessions;
 pub mod ttl;

@@ -9,6 +9,7 @@
 pub mod calls;
 pub mod events;
 pub mod numbers;
+pub mod registrations;
 pub mod sessions;
 pub mod tenants;
 

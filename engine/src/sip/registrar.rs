@@ -21,7 +21,7 @@ pub const DEFAULT_EXPIRES: u64 = 3600;
 pub const MAX_CONTACTS: usize = 10;
 
 /// One contact of a user.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Binding {
     /// The Contact URI as registered (`sip:alice@192.168.1.5:5060;transport=tcp`).
     pub contact: String,

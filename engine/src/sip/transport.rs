@@ -6,7 +6,8 @@ use std::net::SocketAddr;
 use super::transaction::Reliability;
 
 /// A SIP transport.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Transport {
     /// UDP (RFC 3261 §18.1, unreliable: transactions retransmit).
     #[default]
@@ -44,7 +45,7 @@ impl From<sip_config::TrunkTransport> for Transport {
 
 /// A peer: transport and address. Over TCP the address names the
 /// connection (an accepted one, or one to open).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Endpoint {
     /// Transport.
     pub transport: Transport,

@@ -26,9 +26,10 @@ pub fn build_cancel(invite: &Request) -> Request {
     single_hop_request(invite, Method::Cancel, invite.to_header().ok())
 }
 
-/// A response to `req` (§8.2.6.2): the [`response_headers`], a Timestamp
-/// copied into a 100, and `Content-Length: 0`. Add a body, Contact and the
-/// rest afterwards (and fix Content-Length then).
+/// A response to `req` (§8.2.6.2): every Via in order, From, To (with
+/// `;tag=to_tag` appended when given and the To has no tag yet), Call-ID,
+/// CSeq, a Timestamp copied into a 100, and `Content-Length: 0`. Add a
+/// body, Contact and the rest afterwards (and fix Content-Length then).
 pub fn build_response(req: &Request, status: StatusCode, to_tag: Option<&str>) -> Response {
     let mut headers = response_headers(req, to_tag);
     if status.code() == 100 {

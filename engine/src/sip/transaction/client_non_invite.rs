@@ -7,7 +7,7 @@
 //! Trying/Proceeding --F--> Terminated (Timeout)
 //! ```
 
-#[cfg(test)]
+#[cfg(test)] // Named by the tests through `use super::*`.
 use std::time::Duration;
 use std::time::Instant;
 
