@@ -76,7 +76,7 @@ impl Api {
     }
 
     /// Like [`Api::request`] but fails unless the status is `expected`.
-    pub async fn expect(
+    pub async fn expect_status(
         &self,
         method: Method,
         path: &str,
@@ -113,7 +113,7 @@ impl Api {
             body["ttl_minutes"] = json!(ttl);
         }
         let json = self
-            .expect(Method::POST, "/v1/sessions", Some(&body), 201)
+            .expect_status(Method::POST, "/v1/sessions", Some(&body), 201)
             .await?;
         let field = |name: &str| {
             json.get(name)
@@ -130,13 +130,13 @@ impl Api {
 
     /// `GET /v1/sessions/{id}` → 200.
     pub async fn get_session(&self, id: &str) -> Result<Value> {
-        self.expect(Method::GET, &format!("/v1/sessions/{id}"), None, 200)
+        self.expect_status(Method::GET, &format!("/v1/sessions/{id}"), None, 200)
             .await
     }
 
     /// `POST /v1/sessions/{id}/complete` → 200.
     pub async fn complete_session(&self, id: &str) -> Result<Value> {
-        self.expect(
+        self.expect_status(
             Method::POST,
             &format!("/v1/sessions/{id}/complete"),
             Some(&json!({})),

@@ -205,3 +205,92 @@ fn cancel_from_a_before_answer_and_200_crossing_it() {
     assert!(d.sent.iter().any(|(to, m)| *to == trunk() && m.starts_with("ACK ")));
     assert!(d.sent.iter().any(|(to, m)| *to == trunk() && m.starts_with("BYE ")));
 }
+
+/// Bring a call to Confirmed; returns (call, now, B's INVITE, A's tag).
+fn confirmed() -> (Call, Instant, String, String) {
+    let (mut call, now, b_invite) = start();
+    call.on_message(Leg::B, b_response(&b_invite, "200 OK", true), trunk(), now);
+    let d = drain(&mut call);
+    let (_, ok) = d.sent.iter().find(|(to, m)| *to == a_addr() && m.starts_with("SIP/2.0 200 ")).unwrap();
+    let a_tag = header(ok, "To").split("tag=").nth(1).unwrap().to_string();
+    let ack = format!(
+        "ACK sip:{MASKED}@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKa2\r\nFrom: <sip:{A_NUMBER}@127.0.0.1:5070>;tag=atag\r\nTo: <sip:{MASKED}@127.0.0.1>;tag={a_tag}\r\nCall-ID: a-call@127.0.0.1\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n"
+    );
+    call.on_message(Leg::A, message::parse(ack.as_bytes()).unwrap(), a_addr(), now);
+    drain(&mut call);
+    (call, now, b_invite, a_tag)
+}
+
+fn a_in_dialog(method: &str, cseq: u32, a_tag: &str, ct_body: Option<(&str, &str)>) -> SipMessage {
+    let (ct, body) = ct_body.map(|(c, b)| (format!("Content-Type: {c}\r\n"), b.to_string())).unwrap_or_default();
+    let text = format!(
+        "{method} sip:{MASKED}@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKm{cseq};rport\r\nFrom: <sip:{A_NUMBER}@127.0.0.1:5070>;tag=atag\r\nTo: <sip:{MASKED}@127.0.0.1>;tag={a_tag}\r\nCall-ID: a-call@127.0.0.1\r\nCSeq: {cseq} {method}\r\nContact: <sip:{A_NUMBER}@127.0.0.1:5070>\r\n{ct}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    message::parse(text.as_bytes()).unwrap()
+}
+
+/// B's final response to a request we relayed to it.
+fn b_reply(req: &str, status: &str, body: Option<&str>) -> SipMessage {
+    let (ct, body) = body.map(|b| ("Content-Type: application/sdp\r\n", b)).unwrap_or(("", ""));
+    let text = format!(
+        "SIP/2.0 {status}\r\nVia: {}\r\nFrom: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {}\r\n{ct}Content-Length: {}\r\n\r\n{body}",
+        header(req, "Via"),
+        header(req, "From"),
+        header(req, "To"),
+        header(req, "Call-ID"),
+        header(req, "CSeq"),
+        body.len()
+    );
+    message::parse(text.as_bytes()).unwrap()
+}
+
+#[test]
+fn hold_reinvite_is_relayed_with_direction_and_rewritten_sdp() {
+    let (mut call, now, _, a_tag) = confirmed();
+    let hold = format!(
+        "v=0\r\no={A_NUMBER} 1 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 7000 RTP/AVP 0\r\na=sendonly\r\n"
+    );
+    call.on_message(Leg::A, a_in_dialog("INVITE", 2, &a_tag, Some(("application/sdp", &hold))), a_addr(), now);
+    let d = drain(&mut call);
+    assert!(d.sent.iter().any(|(to, m)| *to == a_addr() && m.starts_with("SIP/2.0 100 ")));
+    let (_, reinvite) = d.sent.iter().find(|(to, m)| *to == trunk() && m.starts_with("INVITE ")).cloned().unwrap();
+    assert!(reinvite.contains("a=sendonly"), "{reinvite}");
+    assert!(reinvite.contains("m=audio 20002 "), "B sees its own relay port");
+    assert!(reinvite.contains("To: <sip:+14155550102@127.0.0.1:5080>;tag=btag"), "in B's dialog: {reinvite}");
+    assert!(!reinvite.contains(&A_NUMBER[1..]), "no trace of A: {reinvite}");
+    assert!(reinvite.contains("o=maskline ") && reinvite.contains(" 2 IN IP4"), "SDP version bumped: {reinvite}");
+
+    let answer = "v=0\r\no=callee 1 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 8000 RTP/AVP 0\r\na=recvonly\r\n";
+    call.on_message(Leg::B, b_reply(&reinvite, "200 OK", Some(answer)), trunk(), now);
+    let d = drain(&mut call);
+    assert!(d.sent.iter().any(|(to, m)| *to == trunk() && m.starts_with("ACK ") && m.contains("CSeq: 2 ACK")));
+    let (_, ok) = d.sent.iter().find(|(to, m)| *to == a_addr() && m.starts_with("SIP/2.0 200 ")).cloned().unwrap();
+    assert!(ok.contains("a=recvonly") && ok.contains("m=audio 20000 ") && ok.contains("CSeq: 2 INVITE"), "{ok}");
+
+    // A's ACK stops the 200's retransmissions: nothing more is sent.
+    let ack = a_in_dialog("ACK", 2, &a_tag, None);
+    call.on_message(Leg::A, ack, a_addr(), now);
+    call.on_timeout(now + Duration::from_secs(1));
+    assert!(drain(&mut call).sent.is_empty());
+}
+
+#[test]
+fn glare_gets_491_and_info_is_relayed() {
+    let (mut call, now, _, a_tag) = confirmed();
+    let sdp = "v=0\r\no=x 1 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 7000 RTP/AVP 0\r\n";
+    call.on_message(Leg::A, a_in_dialog("INVITE", 2, &a_tag, Some(("application/sdp", sdp))), a_addr(), now);
+    drain(&mut call);
+    call.on_message(Leg::A, a_in_dialog("INVITE", 3, &a_tag, Some(("application/sdp", sdp))), a_addr(), now);
+    let d = drain(&mut call);
+    assert!(d.sent.iter().any(|(to, m)| *to == a_addr() && m.starts_with("SIP/2.0 491 ")));
+
+    let dtmf = "Signal=5\r\nDuration=160\r\n";
+    call.on_message(Leg::A, a_in_dialog("INFO", 4, &a_tag, Some(("application/dtmf-relay", dtmf))), a_addr(), now);
+    let d = drain(&mut call);
+    let (_, info) = d.sent.iter().find(|(to, m)| *to == trunk() && m.starts_with("INFO ")).cloned().unwrap();
+    assert!(info.contains("Content-Type: application/dtmf-relay") && info.ends_with(dtmf), "{info}");
+    call.on_message(Leg::B, b_reply(&info, "200 OK", None), trunk(), now);
+    let d = drain(&mut call);
+    assert!(d.sent.iter().any(|(to, m)| *to == a_addr() && m.starts_with("SIP/2.0 200 ") && m.contains("CSeq: 4 INFO")));
+}

@@ -25,6 +25,9 @@ use bytes::Bytes;
 use rsipstack::sip::prelude::*;
 use rsipstack::sip::{Method, Request, Response, SipMessage};
 
+mod mid_call;
+
+use self::mid_call::{RelayedInvite, RelayedNonInvite};
 use super::outbound::{self, LocalIdentity, OutboundInvite, ALLOW};
 use crate::handle::HangupBy;
 use crate::sdp::{self, MediaTarget, RewriteParams};
@@ -144,6 +147,8 @@ pub struct Call {
     a_dialog: Option<Dialog>,
     a_sdp_id: u64,
     a_sdp_version: u64,
+    b_sdp_id: u64,
+    b_sdp_version: u64,
     // B leg (we are UAC).
     b_tsx: ClientInviteTsx,
     b_call_id: String,
@@ -161,7 +166,10 @@ pub struct Call {
     last_b_sdp: Option<Vec<u8>>,
     client_nits: Vec<NonInvite<ClientNonInviteTsx>>,
     server_nits: Vec<NonInvite<ServerNonInviteTsx>>,
-    reinvites: Vec<(Leg, u32, ServerInviteTsx)>,
+    /// Re-INVITEs answered locally (leg, CSeq, response destination).
+    reinvites: Vec<(Leg, u32, Endpoint, ServerInviteTsx)>,
+    relayed_invites: Vec<RelayedInvite>,
+    relayed_nits: Vec<RelayedNonInvite>,
 }
 
 /// Why a call could not be created.
@@ -228,6 +236,8 @@ impl Call {
             a_dialog: None,
             a_sdp_id: rand::random::<u32>().into(),
             a_sdp_version: 0,
+            b_sdp_id,
+            b_sdp_version: 1,
             b_tsx,
             b_call_id,
             b_dialog: None,
@@ -243,6 +253,8 @@ impl Call {
             client_nits: Vec::new(),
             server_nits: Vec::new(),
             reinvites: Vec::new(),
+            relayed_invites: Vec::new(),
+            relayed_nits: Vec::new(),
             setup,
         };
         call.out.push_back(CallOutput::Media(Leg::A, a_media));
@@ -272,8 +284,14 @@ impl Call {
         for n in &self.server_nits {
             t = min_opt(t, n.tsx.poll_timeout());
         }
-        for (_, _, r) in &self.reinvites {
+        for (_, _, _, r) in &self.reinvites {
             t = min_opt(t, r.poll_timeout());
+        }
+        for r in &self.relayed_invites {
+            t = min_opt(t, min_opt(r.server.poll_timeout(), r.client.poll_timeout()));
+        }
+        for r in &self.relayed_nits {
+            t = min_opt(t, min_opt(r.server.poll_timeout(), r.client.poll_timeout()));
         }
         t
     }
@@ -287,7 +305,9 @@ impl Call {
                     && self.b_tsx.is_terminated()
                     && self.client_nits.is_empty()
                     && self.server_nits.is_empty()
-                    && self.reinvites.is_empty()))
+                    && self.reinvites.is_empty()
+                    && self.relayed_invites.is_empty()
+                    && self.relayed_nits.is_empty()))
     }
 
     /// Whether the call has ended (the hangup event was emitted).
@@ -302,6 +322,8 @@ impl Call {
             self.client_nits.clear();
             self.server_nits.clear();
             self.reinvites.clear();
+            self.relayed_invites.clear();
+            self.relayed_nits.clear();
             return;
         }
         if self.ring_deadline.is_some_and(|d| now >= d) {
@@ -321,8 +343,16 @@ impl Call {
         for n in &mut self.server_nits {
             n.tsx.handle_timeout(now);
         }
-        for (_, _, r) in &mut self.reinvites {
+        for (_, _, _, r) in &mut self.reinvites {
             r.handle_timeout(now);
+        }
+        for r in &mut self.relayed_invites {
+            r.server.handle_timeout(now);
+            r.client.handle_timeout(now);
+        }
+        for r in &mut self.relayed_nits {
+            r.server.handle_timeout(now);
+            r.client.handle_timeout(now);
         }
         self.pump(now);
     }
@@ -374,7 +404,8 @@ impl Call {
             (Leg::A, Method::Cancel) => self.on_cancel(req, src, now),
             (_, Method::Bye) => self.on_bye(leg, req, src, now),
             (_, Method::Invite) => self.on_reinvite(leg, req, src, now),
-            (_, Method::Options | Method::Info | Method::Update | Method::Notify) => {
+            (_, Method::Update | Method::Info) => self.on_mid_call_request(leg, req, src, now),
+            (_, Method::Options | Method::Notify) => {
                 let status = if self.dialog(leg).is_some() { 200 } else { 481 };
                 self.answer_non_invite(leg, req, src, status, now)
             }
@@ -392,8 +423,11 @@ impl Call {
 
     fn on_ack(&mut self, leg: Leg, req: &Request, now: Instant) {
         let cseq = message::cseq(req).map(|(n, _)| n);
-        if let Some(pos) = self.reinvites.iter().position(|(l, c, _)| *l == leg && Some(*c) == cseq) {
-            self.reinvites[pos].2.ack_received(now);
+        if self.ack_relayed(leg, cseq, now) {
+            return;
+        }
+        if let Some(r) = self.reinvites.iter_mut().find(|(l, c, _, _)| *l == leg && Some(*c) == cseq) {
+            r.3.ack_received(now);
             return;
         }
         if leg == Leg::A && self.phase == Phase::Answered {
@@ -441,52 +475,6 @@ impl Call {
         }
     }
 
-    /// A re-INVITE (session refresh or hold) is answered with the SDP we last
-    /// sent that leg, keeping the call up. Relaying hold/unhold end to end is
-    /// the job of the SIP-for-real-networks work.
-    fn on_reinvite(&mut self, leg: Leg, req: Request, src: Endpoint, now: Instant) {
-        let dest = response_endpoint(&req, src);
-        let cseq = message::cseq(&req).map(|(n, _)| n).unwrap_or(0);
-        let in_dialog = message::to_tag(&req).is_some() && self.dialog(leg).is_some();
-        let mut tsx = ServerInviteTsx::new(req, src.transport.reliability(), self.setup.timers, now);
-        let (status, body) = match (in_dialog, self.phase) {
-            (false, _) => (481, None),
-            (true, Phase::Confirmed | Phase::Answered) => {
-                let sdp = match leg {
-                    Leg::A => self.last_a_sdp.clone(),
-                    Leg::B => self.last_b_sdp.clone(),
-                };
-                (200, sdp)
-            }
-            _ => (491, None),
-        };
-        let tag = match leg {
-            Leg::A => Some(self.a_tag.clone()),
-            Leg::B => None,
-        };
-        let contact = outbound::contact(&self.setup.local, &self.setup.masked);
-        let extra = if status == 200 { vec![("Contact", contact), ("Allow", ALLOW.to_string())] } else { vec![] };
-        let resp = message::response(
-            tsx.request(),
-            status,
-            tag.as_deref(),
-            &extra,
-            body.map(|b| ("application/sdp", b)),
-        );
-        let _ = tsx.respond(resp, now);
-        if let Some(d) = self.dialog_mut(leg) {
-            let _ = d.check_remote_cseq(tsx.request());
-        }
-        // Transmits of this transaction go to `dest`; store it by sending
-        // the first response now.
-        while let Some(bytes) = tsx.poll_transmit() {
-            self.out.push_back(CallOutput::Send { dest, bytes });
-        }
-        if status == 200 {
-            self.reinvites.push((leg, cseq, tsx));
-        }
-    }
-
     fn dialog_mut(&mut self, leg: Leg) -> Option<&mut Dialog> {
         match leg {
             Leg::A => self.a_dialog.as_mut(),
@@ -511,6 +499,9 @@ impl Call {
         let branch = message::top_via_branch(&resp);
         if leg == Leg::B && method == Method::Invite && branch.as_deref() == Some(self.b_tsx.key().branch.as_str()) {
             self.b_tsx.on_response(resp, now);
+            return;
+        }
+        if self.on_relayed_response(leg, branch.as_deref(), &resp, now) {
             return;
         }
         if let Some(n) = self
@@ -550,19 +541,16 @@ impl Call {
                     self.out.push_back(CallOutput::Send { dest: n.dest, bytes });
                 }
             }
-            for (leg, _, r) in &mut self.reinvites {
-                let dest = match leg {
-                    Leg::A => self.a_dest,
-                    Leg::B => self.setup.b_dest,
-                };
+            for (_, _, dest, r) in &mut self.reinvites {
                 while let Some(bytes) = r.poll_transmit() {
-                    self.out.push_back(CallOutput::Send { dest, bytes });
+                    self.out.push_back(CallOutput::Send { dest: *dest, bytes });
                 }
                 while r.poll_event().is_some() {}
             }
+            self.pump_relayed(now);
             self.client_nits.retain(|n| !n.tsx.is_terminated());
             self.server_nits.retain(|n| !n.tsx.is_terminated());
-            self.reinvites.retain(|(_, _, r)| !r.is_terminated());
+            self.reinvites.retain(|(_, _, _, r)| !r.is_terminated());
             if a_events.is_empty() && b_events.is_empty() {
                 break;
             }
@@ -693,20 +681,8 @@ impl Call {
         if !message::has_sdp(resp, &resp.body) {
             return None;
         }
-        let target = sdp::remote_media(&resp.body).ok()?;
-        self.a_sdp_version += 1;
-        let body = sdp::rewrite(
-            &resp.body,
-            &RewriteParams {
-                local_ip: self.setup.local.public_ip,
-                rtp_port: self.setup.a_rtp_port,
-                session_id: self.a_sdp_id,
-                session_version: self.a_sdp_version,
-            },
-        )
-        .ok()?;
-        self.out.push_back(CallOutput::Media(Leg::B, target));
-        self.last_a_sdp = Some(body.clone());
+        let body = self.sdp_for(Leg::A, &resp.body)?;
+        self.learn_media(Leg::B, &resp.body);
         Some(body)
     }
 
