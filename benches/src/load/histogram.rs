@@ -56,7 +56,11 @@ impl Histogram {
         // unmapped until the first record); reset to zero afterwards.
         let mut counts = vec![1u32; BUCKETS];
         counts.fill(0);
-        Histogram { counts, total: 0, max_us: 0 }
+        Histogram {
+            counts,
+            total: 0,
+            max_us: 0,
+        }
     }
 
     /// Record a latency given in ns.
@@ -113,7 +117,18 @@ mod tests {
     #[test]
     fn buckets_are_monotonic_and_bounds_round_trip() {
         let mut last = 0;
-        for us in [0u32, 1, 500, 1023, 1024, 1040, 2047, 2048, 100_000, u32::MAX] {
+        for us in [
+            0u32,
+            1,
+            500,
+            1023,
+            1024,
+            1040,
+            2047,
+            2048,
+            100_000,
+            u32::MAX,
+        ] {
             let b = bucket(us);
             assert!(b >= last && b < BUCKETS, "{us} → {b}");
             assert!(lower_bound(b) <= us, "{us}: bound {}", lower_bound(b));

@@ -21,6 +21,8 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+use super::histogram::Histogram;
+
 /// RTP packet size: 12-byte header + 20 ms of PCMU.
 pub const PACKET_LEN: usize = 172;
 /// Time allowed for packets in flight after the last send.
@@ -66,6 +68,9 @@ pub struct Sink {
     pub index: u32,
     /// Direction of the packets it receives.
     pub dir: Dir,
+    /// Where its latencies go (allocated by the caller, so that the pump
+    /// itself allocates nothing per packet).
+    pub latency: Histogram,
 }
 
 /// What one direction saw.
@@ -79,8 +84,8 @@ pub struct DirStats {
     pub received: u64,
     /// Packets received at a socket of another call or direction.
     pub misrouted: u64,
-    /// One-way latency of every received packet, ns (saturating at u32::MAX).
-    pub latencies_ns: Vec<u32>,
+    /// One-way latency of the received packets.
+    pub latency: Histogram,
 }
 
 /// Result of [`pump`].
@@ -176,11 +181,11 @@ pub async fn pump(
     tokio::time::sleep(DRAIN).await;
     let _ = stop_tx.send(true);
     while let Some(result) = receivers.join_next().await {
-        if let Ok((dir, received, misrouted, latencies)) = result {
+        if let Ok((dir, received, misrouted, latency)) = result {
             let d = stats.dir_mut(dir);
             d.received += received;
             d.misrouted += misrouted;
-            d.latencies_ns.extend(latencies);
+            d.latency.merge(&latency);
         }
     }
     stats
@@ -218,43 +223,38 @@ async fn send(
     counts
 }
 
-/// One receiver; returns (direction, received, misrouted, latencies).
+/// One receiver; returns (direction, received, misrouted, latency).
 async fn receive(
     sink: Sink,
     mut stop: watch::Receiver<bool>,
     epoch: Instant,
-) -> (Dir, u64, u64, Vec<u32>) {
+) -> (Dir, u64, u64, Histogram) {
+    let Sink {
+        socket,
+        index,
+        dir,
+        mut latency,
+    } = sink;
     let mut buf = [0u8; 2048];
     let (mut received, mut misrouted) = (0u64, 0u64);
-    let mut latencies = Vec::new();
     loop {
         tokio::select! {
             biased;
             _ = stop.changed() => break,
-            r = sink.socket.recv_from(&mut buf) => {
+            r = socket.recv_from(&mut buf) => {
                 let Ok((len, _)) = r else { continue };
                 let now = ns_since(epoch);
                 match buf.get(..len).and_then(read_packet) {
-                    Some((sent, index, dir)) if index == sink.index && dir == sink.dir.byte() => {
+                    Some((sent, i, d)) if i == index && d == dir.byte() => {
                         received += 1;
-                        latencies.push(u32::try_from(now.saturating_sub(sent)).unwrap_or(u32::MAX));
+                        latency.record_ns(now.saturating_sub(sent));
                     }
                     _ => misrouted += 1,
                 }
             }
         }
     }
-    (sink.dir, received, misrouted, latencies)
-}
-
-/// The `q`-quantile (0–1) of `values`, which it sorts; `None` when empty.
-pub fn quantile(values: &mut [u32], q: f64) -> Option<u32> {
-    if values.is_empty() {
-        return None;
-    }
-    values.sort_unstable();
-    let rank = (q.clamp(0.0, 1.0) * (values.len() - 1) as f64).round() as usize;
-    values.get(rank.min(values.len() - 1)).copied()
+    (dir, received, misrouted, latency)
 }
 
 #[cfg(test)]
@@ -268,15 +268,6 @@ mod tests {
         assert_eq!(read_packet(&buf), Some((123_456_789, 42, 1)));
         assert!(maskline_engine::media::rtp::is_rtp(&buf));
         assert_eq!(read_packet(&buf[..100]), None);
-    }
-
-    #[test]
-    fn quantiles() {
-        let mut v: Vec<u32> = (1..=100).rev().collect();
-        assert_eq!(quantile(&mut v, 0.5), Some(51));
-        assert_eq!(quantile(&mut v, 0.99), Some(99));
-        assert_eq!(quantile(&mut v, 1.0), Some(100));
-        assert_eq!(quantile(&mut [], 0.5), None);
     }
 
     #[tokio::test]
@@ -303,11 +294,13 @@ mod tests {
                 socket: b,
                 index: 0,
                 dir: Dir::AToB,
+                latency: Histogram::new(),
             },
             Sink {
                 socket: a,
                 index: 0,
                 dir: Dir::BToA,
+                latency: Histogram::new(),
             },
         ];
         let stats = pump(
@@ -323,7 +316,7 @@ mod tests {
             assert!(d.sent >= 10, "{d:?}");
             assert_eq!(d.received, d.sent, "loopback must not lose: {d:?}");
             assert_eq!(d.misrouted, 0);
-            assert_eq!(d.latencies_ns.len() as u64, d.received);
+            assert_eq!(d.latency.count(), d.received);
         }
     }
 }

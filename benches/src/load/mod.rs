@@ -12,6 +12,7 @@
 
 mod args;
 mod calls;
+mod histogram;
 mod media;
 mod orchestrate;
 mod procstat;
@@ -25,6 +26,7 @@ use std::time::Duration;
 
 pub use args::{parse_args, ArgsError, Parsed, USAGE};
 pub use calls::CallSpec;
+pub use histogram::Histogram;
 pub use media::{Dir, PACKET_LEN};
 pub use procstat::{CpuTicks, ENGINE_THREAD, GENERATOR_THREAD, TICKS_PER_SEC};
 pub use report::{DirectionReport, EngineCounters, LoadReport, PhaseReport};

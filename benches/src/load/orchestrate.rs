@@ -16,6 +16,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::calls::CallSpec;
+use super::histogram::Histogram;
 use super::media::{self, Dir, PumpStats, Sink, Stream};
 use super::procstat::{self, CpuTicks};
 use super::report::{DirectionReport, EngineCounters, LoadReport, PhaseReport};
@@ -81,6 +82,9 @@ pub(super) async fn run(cfg: LoadConfig, gen: Handle) -> Result<LoadReport, Load
     let uas = Uas::new(sockets.uas.clone(), sockets.uas_addr, &party_bs, b_media);
     let uac_task = gen.spawn(uac.clone().run());
     let uas_task = gen.spawn(uas.clone().run());
+    // The generator's per-stream state exists before the memory baseline.
+    let a_media: Vec<SocketAddr> = sockets.media.iter().map(|(a, _)| local(a)).collect();
+    let histograms: Vec<Histogram> = (0..2 * cfg.calls).map(|_| Histogram::new()).collect();
 
     let mut report = LoadReport {
         calls: cfg.calls,
@@ -96,7 +100,6 @@ pub(super) async fn run(cfg: LoadConfig, gen: Handle) -> Result<LoadReport, Load
 
     // Setup.
     let setup_start = Instant::now();
-    let a_media: Vec<SocketAddr> = sockets.media.iter().map(|(a, _)| local(a)).collect();
     let results = on(
         &gen,
         setup_all(uac.clone(), specs.clone(), a_media, cfg.concurrency),
@@ -121,7 +124,7 @@ pub(super) async fn run(cfg: LoadConfig, gen: Handle) -> Result<LoadReport, Load
     report.rss_after_setup_kib = proc(procstat::rss_kib())?;
 
     // Media through the relay.
-    let (streams, sinks) = relay_streams(&established, &sockets);
+    let (streams, sinks) = relay_streams(&established, &sockets, histograms);
     report.relay = measure(&gen, streams, sinks, &cfg, cfg.media, epoch).await?;
     report.rss_after_media_kib = proc(procstat::rss_kib())?;
 
@@ -304,20 +307,37 @@ fn index_u32(i: usize) -> u32 {
     u32::try_from(i).unwrap_or(u32::MAX)
 }
 
-/// A sends to the engine's A port, B to its B port.
-fn relay_streams(established: &[Established], s: &Sockets) -> (Vec<Stream>, Vec<Sink>) {
-    streams(established, s, |e, _| (e.dialog.relay, e.b_relay))
+/// A sends to the engine's A port, B to its B port; latencies go to the
+/// histograms allocated before the memory baseline.
+fn relay_streams(
+    established: &[Established],
+    s: &Sockets,
+    histograms: Vec<Histogram>,
+) -> (Vec<Stream>, Vec<Sink>) {
+    let mut pool = histograms.into_iter();
+    streams(
+        established,
+        s,
+        |e, _| (e.dialog.relay, e.b_relay),
+        || pool.next().unwrap_or_default(),
+    )
 }
 
 /// A sends straight to B's socket and B to A's.
 fn direct_streams(established: &[Established], s: &Sockets) -> (Vec<Stream>, Vec<Sink>) {
-    streams(established, s, |_, (a, b)| (local(b), local(a)))
+    streams(
+        established,
+        s,
+        |_, (a, b)| (local(b), local(a)),
+        Histogram::new,
+    )
 }
 
 fn streams(
     established: &[Established],
     s: &Sockets,
     dests: impl Fn(&Established, &(Arc<UdpSocket>, Arc<UdpSocket>)) -> (SocketAddr, SocketAddr),
+    mut histogram: impl FnMut() -> Histogram,
 ) -> (Vec<Stream>, Vec<Sink>) {
     let (mut streams, mut sinks) = (Vec::new(), Vec::new());
     for e in established {
@@ -343,11 +363,13 @@ fn streams(
             socket: b.clone(),
             index,
             dir: Dir::AToB,
+            latency: histogram(),
         });
         sinks.push(Sink {
             socket: a.clone(),
             index,
             dir: Dir::BToA,
+            latency: histogram(),
         });
     }
     (streams, sinks)
@@ -367,15 +389,15 @@ async fn measure(
     let period_ms = (1000 / cfg.pps.max(1)).max(1) as usize;
     let shards = period_ms.clamp(1, streams.len().max(1));
     let before: CpuTicks = proc(procstat::cpu_ticks())?;
-    let mut stats: PumpStats = on(
+    let stats: PumpStats = on(
         gen,
         media::pump(streams, sinks, cfg.pps, duration, shards, epoch),
     )
     .await?;
     let cpu = proc(procstat::cpu_ticks())?.since(&before);
     Ok(PhaseReport {
-        a_to_b: DirectionReport::from_stats(&mut stats.a_to_b),
-        b_to_a: DirectionReport::from_stats(&mut stats.b_to_a),
+        a_to_b: DirectionReport::from_stats(&stats.a_to_b),
+        b_to_a: DirectionReport::from_stats(&stats.b_to_a),
         secs: stats.elapsed.as_secs_f64(),
         cpu,
     })

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use super::media::{quantile, DirStats};
+use super::media::DirStats;
 use super::procstat::{CpuTicks, TICKS_PER_SEC};
 
 /// One direction's packet counts and latency.
@@ -25,17 +25,16 @@ pub struct DirectionReport {
 }
 
 impl DirectionReport {
-    /// Summarise a direction (sorts its latencies).
-    pub fn from_stats(stats: &mut DirStats) -> DirectionReport {
-        let us = |ns: Option<u32>| ns.map(|n| f64::from(n) / 1000.0);
+    /// Summarise a direction.
+    pub fn from_stats(stats: &DirStats) -> DirectionReport {
         DirectionReport {
             sent: stats.sent,
             received: stats.received,
             misrouted: stats.misrouted,
             send_errors: stats.send_errors,
-            p50_us: us(quantile(&mut stats.latencies_ns, 0.50)),
-            p99_us: us(quantile(&mut stats.latencies_ns, 0.99)),
-            max_us: us(quantile(&mut stats.latencies_ns, 1.0)),
+            p50_us: stats.latency.quantile_us(0.50),
+            p99_us: stats.latency.quantile_us(0.99),
+            max_us: stats.latency.max_us(),
         }
     }
 
@@ -310,10 +309,12 @@ mod tests {
         let mut s = DirStats {
             sent: 3,
             received: 3,
-            latencies_ns: vec![3000, 1000, 2000],
             ..Default::default()
         };
-        let d = DirectionReport::from_stats(&mut s);
+        for ns in [3000, 1000, 2000] {
+            s.latency.record_ns(ns);
+        }
+        let d = DirectionReport::from_stats(&s);
         assert_eq!((d.p50_us, d.max_us), (Some(2.0), Some(3.0)));
     }
 }

@@ -10,7 +10,7 @@
 pub mod call;
 pub mod outbound;
 
-pub use call::{Call, CallEvent, CallOutput, CallSetup, Leg};
+pub use call::{Call, CallEvent, CallOutput, CallSetup, Leg, TrunkCredentials};
 
 #[cfg(test)]
 mod tests;

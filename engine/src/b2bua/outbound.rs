@@ -4,6 +4,7 @@
 
 use std::net::IpAddr;
 
+use rsipstack::sip::headers::make_header;
 use rsipstack::sip::{Method, Request, Uri};
 
 use crate::sip::message;
@@ -111,4 +112,38 @@ mod tests {
         assert!(text.contains("Content-Length: 5\r\n"));
         assert!(crate::sip::message::parse(&req.to_bytes()).is_ok());
     }
+}
+
+/// The same INVITE again with digest credentials (after a 401/407 from the
+/// trunk): new branch, next CSeq, the `header` (`Authorization` or
+/// `Proxy-Authorization`) set to `value`. Call-ID and From tag stay.
+pub fn with_credentials(invite: &Request, header: &str, value: String, branch: &str, cseq: u32) -> Request {
+    use rsipstack::sip::Header;
+    let mut req = invite.clone();
+    let mut headers = rsipstack::sip::Headers::default();
+    for h in invite.headers.iter() {
+        match h {
+            Header::Via(v) => {
+                let text = v.value();
+                let replaced = match text.find(";branch=") {
+                    Some(i) => {
+                        let rest = &text[i + 8..];
+                        let end = rest.find(';').unwrap_or(rest.len());
+                        format!("{};branch={}{}", &text[..i], branch, &rest[end..])
+                    }
+                    None => format!("{text};branch={branch}"),
+                };
+                headers.push(make_header("Via", replaced));
+            }
+            Header::CSeq(_) => headers.push(make_header("CSeq", format!("{cseq} INVITE"))),
+            Header::Authorization(_) | Header::ProxyAuthorization(_) => {}
+            Header::ContentType(_) => {
+                headers.push(make_header(header, value.clone()));
+                headers.push(h.clone());
+            }
+            _ => headers.push(h.clone()),
+        }
+    }
+    req.headers = headers;
+    req
 }

@@ -29,6 +29,7 @@ fn setup() -> CallSetup {
         callee: B_NUMBER.into(),
         b_dest: trunk(),
         b_request_uri: None,
+        b_credentials: Some(TrunkCredentials { username: "maskline".into(), password: "trunk-secret".into(), realm: None }),
         a_rtp_port: 20000,
         b_rtp_port: 20002,
         timers: TimerConfig::default(),
@@ -84,11 +85,12 @@ fn b_response(b_invite: &str, status: &str, sdp: bool) -> SipMessage {
     };
     let ct = if sdp { "Content-Type: application/sdp\r\n" } else { "" };
     let text = format!(
-        "SIP/2.0 {status}\r\nVia: {}\r\nFrom: {}\r\nTo: {};tag=btag\r\nCall-ID: {}\r\nCSeq: 1 INVITE\r\nContact: <sip:{B_NUMBER}@127.0.0.1:5080>\r\n{ct}Content-Length: {}\r\n\r\n{body}",
+        "SIP/2.0 {status}\r\nVia: {}\r\nFrom: {}\r\nTo: {};tag=btag\r\nCall-ID: {}\r\nCSeq: {}\r\nContact: <sip:{B_NUMBER}@127.0.0.1:5080>\r\n{ct}Content-Length: {}\r\n\r\n{body}",
         header(b_invite, "Via"),
         header(b_invite, "From"),
         header(b_invite, "To"),
         header(b_invite, "Call-ID"),
+        header(b_invite, "CSeq"),
         body.len()
     );
     message::parse(text.as_bytes()).unwrap()
@@ -293,4 +295,29 @@ fn glare_gets_491_and_info_is_relayed() {
     call.on_message(Leg::B, b_reply(&info, "200 OK", None), trunk(), now);
     let d = drain(&mut call);
     assert!(d.sent.iter().any(|(to, m)| *to == a_addr() && m.starts_with("SIP/2.0 200 ") && m.contains("CSeq: 4 INFO")));
+}
+
+#[test]
+fn trunk_challenge_is_answered_once_with_credentials() {
+    let (mut call, now, b_invite) = start();
+    let challenge = b_response(&b_invite, "407 Proxy Authentication Required", false);
+    let SipMessage::Response(mut resp) = challenge else { unreachable!() };
+    resp.headers.push(rsipstack::sip::headers::make_header(
+        "Proxy-Authenticate",
+        "Digest realm=\"carrier\", nonce=\"abc123\", algorithm=MD5, qop=\"auth\"".into(),
+    ));
+    call.on_message(Leg::B, SipMessage::Response(resp.clone()), trunk(), now);
+    let d = drain(&mut call);
+    assert!(d.sent.iter().any(|(to, m)| *to == trunk() && m.starts_with("ACK ")), "407 is ACKed");
+    let (_, retry) = d.sent.iter().find(|(to, m)| *to == trunk() && m.starts_with("INVITE ")).cloned().unwrap();
+    assert!(header(&retry, "Proxy-Authorization").contains("username=\"maskline\""), "{retry}");
+    assert!(retry.contains("CSeq: 2 INVITE"));
+    assert_eq!(header(&retry, "Call-ID"), header(&b_invite, "Call-ID"));
+    assert_ne!(header(&retry, "Via"), header(&b_invite, "Via"), "new branch");
+    assert!(d.sent.iter().all(|(to, _)| *to != a_addr()), "A sees nothing of the challenge");
+    // A second challenge is not answered again: A gets the failure.
+    let again = b_response(&retry, "407 Proxy Authentication Required", false);
+    call.on_message(Leg::B, again, trunk(), now);
+    let d = drain(&mut call);
+    assert!(d.sent.iter().any(|(to, m)| *to == a_addr() && m.starts_with("SIP/2.0 407 ")));
 }

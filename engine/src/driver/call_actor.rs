@@ -27,12 +27,13 @@ pub(crate) struct NewCall {
     pub a_sip_call_id: String,
     pub b_dest: Endpoint,
     pub b_request_uri: Option<String>,
+    pub b_credentials: Option<crate::b2bua::TrunkCredentials>,
     pub a_ports: PortPair,
     pub b_ports: PortPair,
 }
 
 pub(crate) async fn run(shared: Arc<Shared>, mut inbox: mpsc::Receiver<ActorInput>, new: NewCall) {
-    let NewCall { engine_id, session_id, masked, caller, callee, invite, src, a_sip_call_id, b_dest, b_request_uri, a_ports, b_ports } =
+    let NewCall { engine_id, session_id, masked, caller, callee, invite, src, a_sip_call_id, b_dest, b_request_uri, b_credentials, a_ports, b_ports } =
         new;
     let cleanup = |shared: &Shared, b_call_id: Option<&str>| {
         shared.by_sip_call_id.remove(&a_sip_call_id);
@@ -48,6 +49,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut inbox: mpsc::Receiver<ActorInpu
         callee: callee.clone(),
         b_dest,
         b_request_uri,
+        b_credentials,
         a_rtp_port: a_ports.rtp(),
         b_rtp_port: b_ports.rtp(),
         timers: shared.settings.timers,

@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use super::call_actor::{self, NewCall};
 use super::shared::{CallRef, Shared, MAILBOX};
 use crate::b2bua::outbound::ALLOW;
-use crate::b2bua::Leg;
+use crate::b2bua::{Leg, TrunkCredentials};
 use crate::routing::RouteDecision;
 use crate::sip::transport::{response_endpoint, Endpoint};
 use crate::sip::{e164, ids, message, q850};
@@ -124,6 +124,18 @@ async fn admit(shared: &Arc<Shared>, req: Request, src: Endpoint) {
     if req.header_value("Max-Forwards").and_then(|v| v.trim().parse::<u32>().ok()) == Some(0) {
         return reject(shared, &req, src, 483, None).await;
     }
+    // We support no option tags (100rel, timer, …): refuse what the caller
+    // requires cleanly with 420 rather than half-handle it (RFC 3261 §8.2.2.3).
+    let required: Vec<String> = ["Require", "Proxy-Require"]
+        .iter()
+        .filter_map(|h| req.header_value(h))
+        .flat_map(|v| v.split(',').map(|t| t.trim().to_string()).collect::<Vec<_>>())
+        .filter(|t| !t.is_empty())
+        .collect();
+    if !required.is_empty() {
+        let resp = message::response(&req, 420, Some(&ids::new_tag()), &[("Unsupported", required.join(", "))], None);
+        return reply(shared, &req, src, resp).await;
+    }
     let Some(dialled) = message::uri_user(&req.uri).and_then(|u| e164::normalize(&u)) else {
         return reject(shared, &req, src, 404, Some("UNALLOCATED_NUMBER")).await;
     };
@@ -146,9 +158,17 @@ async fn admit(shared: &Arc<Shared>, req: Request, src: Endpoint) {
         .lock()
         .ok()
         .and_then(|r| r.lookup(&callee, super::register::now_unix()).into_iter().next());
-    let (b_dest, b_request_uri) = match (binding, shared.settings.trunks.first()) {
-        (Some(b), _) => (b.source, Some(b.contact)),
-        (None, Some(trunk)) => (Endpoint { transport: trunk.transport.into(), addr: trunk.address }, None),
+    let (b_dest, b_request_uri, b_credentials) = match (binding, shared.settings.trunks.first()) {
+        (Some(b), _) => (b.source, Some(b.contact), None),
+        (None, Some(trunk)) => (
+            Endpoint { transport: trunk.transport.into(), addr: trunk.address },
+            None,
+            trunk.username.clone().zip(trunk.password.clone()).map(|(username, password)| TrunkCredentials {
+                username,
+                password,
+                realm: trunk.realm.clone(),
+            }),
+        ),
         (None, None) => return reject(shared, &req, src, 480, Some("NO_ROUTE_DESTINATION")).await,
     };
     let (mailbox, inbox) = mpsc::channel(MAILBOX);
@@ -185,6 +205,7 @@ async fn admit(shared: &Arc<Shared>, req: Request, src: Endpoint) {
             a_sip_call_id: call_id,
             b_dest,
             b_request_uri,
+            b_credentials,
             a_ports,
             b_ports,
         },

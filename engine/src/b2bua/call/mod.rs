@@ -31,6 +31,7 @@ use self::mid_call::{RelayedInvite, RelayedNonInvite};
 use super::outbound::{self, LocalIdentity, OutboundInvite, ALLOW};
 use crate::handle::HangupBy;
 use crate::sdp::{self, MediaTarget, RewriteParams};
+use crate::sip::auth;
 use crate::sip::dialog::Dialog;
 use crate::sip::ids;
 use crate::sip::message;
@@ -63,6 +64,9 @@ pub struct CallSetup {
     /// Request-URI of the B-leg INVITE when calling a registered contact
     /// (else `sip:<callee>@<b_dest>`).
     pub b_request_uri: Option<String>,
+    /// Digest credentials (username, password, expected realm) for when
+    /// the trunk challenges the B-leg INVITE with 401/407.
+    pub b_credentials: Option<TrunkCredentials>,
     /// Relay port the A leg sends media to.
     pub a_rtp_port: u16,
     /// Relay port the B leg sends media to.
@@ -71,6 +75,17 @@ pub struct CallSetup {
     pub timers: TimerConfig,
     /// Unanswered B leg → NO_ANSWER after this.
     pub ring_timeout: Duration,
+}
+
+/// Credentials Maskline answers a trunk's digest challenge with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrunkCredentials {
+    /// Username.
+    pub username: String,
+    /// Password.
+    pub password: String,
+    /// Only answer challenges for this realm (any when `None`).
+    pub realm: Option<String>,
 }
 
 /// Something that happened, for the driver to turn into an engine event.
@@ -156,6 +171,7 @@ pub struct Call {
     b_provisional: bool,
     b_cancel_pending: bool,
     b_invite_cseq: u32,
+    b_auth_tried: bool,
     // Bookkeeping.
     ringing: bool,
     answered: bool,
@@ -244,6 +260,7 @@ impl Call {
             b_provisional: false,
             b_cancel_pending: false,
             b_invite_cseq: 1,
+            b_auth_tried: false,
             ringing: false,
             answered: false,
             hangup_sent: false,
@@ -617,6 +634,7 @@ impl Call {
                 let _ = self.a_tsx.respond(resp_a, now);
             }
             200..=299 => self.on_b_answer(resp, now),
+            401 | 407 if self.phase == Phase::Calling && self.retry_b_with_credentials(&resp, now) => {}
             _ => {
                 if self.phase != Phase::Calling {
                     return;
@@ -631,6 +649,38 @@ impl Call {
                 self.ended(cause, Some(status), HangupBy::B, now);
             }
         }
+    }
+
+    /// Answer the trunk's digest challenge once (RFC 3261 §22.2): the same
+    /// INVITE with credentials, next CSeq, new branch. False when there is
+    /// nothing to answer with (the failure is then relayed to A).
+    fn retry_b_with_credentials(&mut self, resp: &Response, now: Instant) -> bool {
+        let Some(creds) = self.setup.b_credentials.clone() else { return false };
+        if self.b_auth_tried {
+            return false;
+        }
+        let (challenge_header, answer_header) = match resp.status_code.code() {
+            401 => ("WWW-Authenticate", "Authorization"),
+            _ => ("Proxy-Authenticate", "Proxy-Authorization"),
+        };
+        let values: Vec<String> = resp
+            .headers
+            .iter()
+            .filter(|h| h.name().eq_ignore_ascii_case(challenge_header))
+            .map(|h| h.value().to_string())
+            .collect();
+        let Ok(challenge) = auth::pick_challenge(values.iter().map(String::as_str)) else { return false };
+        if creds.realm.as_ref().is_some_and(|r| *r != challenge.realm) {
+            return false;
+        }
+        let uri = self.b_tsx.request().uri.to_string();
+        let value = auth::authorization(&challenge, &creds.username, &creds.password, "INVITE", &uri, &ids::new_tag(), 1);
+        self.b_invite_cseq += 1;
+        self.b_auth_tried = true;
+        let invite = outbound::with_credentials(self.b_tsx.request(), answer_header, value, &ids::new_branch(), self.b_invite_cseq);
+        self.b_provisional = false;
+        self.b_tsx = ClientInviteTsx::new(invite, self.setup.b_dest.transport.reliability(), self.setup.timers, now);
+        true
     }
 
     fn on_b_answer(&mut self, resp: Response, now: Instant) {
