@@ -84,36 +84,6 @@ pub fn contact(local: &LocalIdentity, user: &str) -> String {
     format!("<sip:{}@{}>", user, local.sent_by)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn invite_carries_only_the_masked_number_as_caller() {
-        let local = LocalIdentity { sent_by: "127.0.0.1:5060".into(), public_ip: "127.0.0.1".parse().unwrap() };
-        let req = invite(&OutboundInvite {
-            local: &local,
-            caller_id: "+15550000001",
-            callee: "+14155550102",
-            target_host: "127.0.0.1:5080",
-            request_uri: None,
-            call_id: "abc@127.0.0.1",
-            from_tag: "t1",
-            branch: "z9hG4bKabc",
-            transport: "UDP",
-            max_forwards: 69,
-            sdp: b"v=0\r\n".to_vec(),
-        })
-        .unwrap();
-        let text = String::from_utf8(req.to_bytes()).unwrap();
-        assert!(text.starts_with("INVITE sip:+14155550102@127.0.0.1:5080 SIP/2.0\r\n"), "{text}");
-        assert!(text.contains("From: <sip:+15550000001@127.0.0.1>;tag=t1\r\n"));
-        assert!(text.contains("P-Asserted-Identity: <sip:+15550000001@127.0.0.1>\r\n"));
-        assert!(text.contains("Content-Length: 5\r\n"));
-        assert!(crate::sip::message::parse(&req.to_bytes()).is_ok());
-    }
-}
-
 /// The same INVITE again with digest credentials (after a 401/407 from the
 /// trunk): new branch, next CSeq, the `header` (`Authorization` or
 /// `Proxy-Authorization`) set to `value`. Call-ID and From tag stay.
@@ -146,4 +116,34 @@ pub fn with_credentials(invite: &Request, header: &str, value: String, branch: &
     }
     req.headers = headers;
     req
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invite_carries_only_the_masked_number_as_caller() {
+        let local = LocalIdentity { sent_by: "127.0.0.1:5060".into(), public_ip: "127.0.0.1".parse().unwrap() };
+        let req = invite(&OutboundInvite {
+            local: &local,
+            caller_id: "+15550000001",
+            callee: "+14155550102",
+            target_host: "127.0.0.1:5080",
+            request_uri: None,
+            call_id: "abc@127.0.0.1",
+            from_tag: "t1",
+            branch: "z9hG4bKabc",
+            transport: "UDP",
+            max_forwards: 69,
+            sdp: b"v=0\r\n".to_vec(),
+        })
+        .unwrap();
+        let text = String::from_utf8(req.to_bytes()).unwrap();
+        assert!(text.starts_with("INVITE sip:+14155550102@127.0.0.1:5080 SIP/2.0\r\n"), "{text}");
+        assert!(text.contains("From: <sip:+15550000001@127.0.0.1>;tag=t1\r\n"));
+        assert!(text.contains("P-Asserted-Identity: <sip:+15550000001@127.0.0.1>\r\n"));
+        assert!(text.contains("Content-Length: 5\r\n"));
+        assert!(crate::sip::message::parse(&req.to_bytes()).is_ok());
+    }
 }
