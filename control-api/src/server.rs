@@ -89,8 +89,11 @@ pub async fn start(
     if restored > 0 {
         tracing::info!(users = restored, "softphone registrations restored");
     }
-    let registrations_task =
-        tokio::spawn(registrations::run(store.clone(), clock.clone(), started.registrations));
+    let registrations_task = tokio::spawn(registrations::run(
+        store.clone(),
+        clock.clone(),
+        started.registrations,
+    ));
     let (timers, expired, timer_task) = TtlTimers::spawn(clock.clone());
     let sessions = SessionService::new(store.clone(), engine.clone(), timers, clock);
     let recovery = recovery::recover(&sessions).await?;

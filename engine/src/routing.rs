@@ -99,10 +99,18 @@ impl RouteTable {
         };
         if caller == route.party_a {
             let callee = route.party_b.clone();
-            RouteDecision::Dial { route, caller, callee }
+            RouteDecision::Dial {
+                route,
+                caller,
+                callee,
+            }
         } else if caller == route.party_b {
             let callee = route.party_a.clone();
-            RouteDecision::Dial { route, caller, callee }
+            RouteDecision::Dial {
+                route,
+                caller,
+                callee,
+            }
         } else {
             RouteDecision::NotAParty
         }
@@ -143,9 +151,18 @@ mod tests {
     fn unknown_number_and_stranger() {
         let t = RouteTable::new();
         t.upsert(route());
-        assert_eq!(t.decide("+15550000009", "+14155550101"), RouteDecision::NoRoute);
-        assert_eq!(t.decide("+15550000001", "+19995550000"), RouteDecision::NotAParty);
+        assert_eq!(
+            t.decide("+15550000009", "+14155550101"),
+            RouteDecision::NoRoute
+        );
+        assert_eq!(
+            t.decide("+15550000001", "+19995550000"),
+            RouteDecision::NotAParty
+        );
         t.remove("15550000001");
-        assert_eq!(t.decide("+15550000001", "+14155550101"), RouteDecision::NoRoute);
+        assert_eq!(
+            t.decide("+15550000001", "+14155550101"),
+            RouteDecision::NoRoute
+        );
     }
 }

@@ -12,7 +12,8 @@ use crate::util::time::Clock;
 pub async fn run(store: Store, clock: Clock, mut rx: mpsc::UnboundedReceiver<RegistrationEvent>) {
     while let Some(ev) = rx.recv().await {
         let json = serde_json::to_string(&ev.bindings).unwrap_or_else(|_| "[]".into());
-        if let Err(e) = registrations::save(store.pool(), &ev.username, &json, clock.now_ms()).await {
+        if let Err(e) = registrations::save(store.pool(), &ev.username, &json, clock.now_ms()).await
+        {
             tracing::error!(error = %e, "cannot store a registration");
         }
     }

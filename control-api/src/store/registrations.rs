@@ -6,7 +6,12 @@ use sqlx::AnyPool;
 use super::StoreError;
 
 /// Replace a user's bindings (`bindings_json` = `[]` when unregistered).
-pub async fn save(pool: &AnyPool, username: &str, bindings_json: &str, now_ms: i64) -> Result<(), StoreError> {
+pub async fn save(
+    pool: &AnyPool,
+    username: &str,
+    bindings_json: &str,
+    now_ms: i64,
+) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO registrations (username, bindings, updated_at) VALUES ($1, $2, $3) \
          ON CONFLICT (username) DO UPDATE SET bindings = excluded.bindings, updated_at = excluded.updated_at",
@@ -21,5 +26,9 @@ pub async fn save(pool: &AnyPool, username: &str, bindings_json: &str, now_ms: i
 
 /// Every stored (username, bindings JSON).
 pub async fn load_all(pool: &AnyPool) -> Result<Vec<(String, String)>, StoreError> {
-    Ok(sqlx::query_as("SELECT username, bindings FROM registrations").fetch_all(pool).await?)
+    Ok(
+        sqlx::query_as("SELECT username, bindings FROM registrations")
+            .fetch_all(pool)
+            .await?,
+    )
 }

@@ -62,18 +62,35 @@ pub fn invite(p: &OutboundInvite<'_>) -> Result<Request, rsipstack::sip::Error> 
         None => Uri::try_from(format!("sip:{}@{}", p.callee, p.target_host).as_str())?,
     };
     let headers = [
-        ("Via", format!("SIP/2.0/{} {};branch={};rport", p.transport, p.local.sent_by, p.branch)),
+        (
+            "Via",
+            format!(
+                "SIP/2.0/{} {};branch={};rport",
+                p.transport, p.local.sent_by, p.branch
+            ),
+        ),
         ("Max-Forwards", p.max_forwards.to_string()),
-        ("From", format!("<sip:{}@{}>;tag={}", p.caller_id, host, p.from_tag)),
+        (
+            "From",
+            format!("<sip:{}@{}>;tag={}", p.caller_id, host, p.from_tag),
+        ),
         ("To", format!("<sip:{}@{}>", p.callee, p.target_host)),
         ("Call-ID", p.call_id.to_string()),
         ("CSeq", "1 INVITE".to_string()),
         ("Contact", contact(p.local, p.caller_id)),
-        ("P-Asserted-Identity", format!("<sip:{}@{}>", p.caller_id, host)),
+        (
+            "P-Asserted-Identity",
+            format!("<sip:{}@{}>", p.caller_id, host),
+        ),
         ("Allow", ALLOW.to_string()),
         ("User-Agent", "Maskline".to_string()),
     ];
-    Ok(message::request(Method::Invite, uri, &headers, Some(("application/sdp", p.sdp.clone()))))
+    Ok(message::request(
+        Method::Invite,
+        uri,
+        &headers,
+        Some(("application/sdp", p.sdp.clone())),
+    ))
 }
 
 /// Methods we accept, for `Allow`.
@@ -87,7 +104,13 @@ pub fn contact(local: &LocalIdentity, user: &str) -> String {
 /// The same INVITE again with digest credentials (after a 401/407 from the
 /// trunk): new branch, next CSeq, the `header` (`Authorization` or
 /// `Proxy-Authorization`) set to `value`. Call-ID and From tag stay.
-pub fn with_credentials(invite: &Request, header: &str, value: String, branch: &str, cseq: u32) -> Request {
+pub fn with_credentials(
+    invite: &Request,
+    header: &str,
+    value: String,
+    branch: &str,
+    cseq: u32,
+) -> Request {
     use rsipstack::sip::Header;
     let mut req = invite.clone();
     let mut headers = rsipstack::sip::Headers::default();
@@ -124,7 +147,10 @@ mod tests {
 
     #[test]
     fn invite_carries_only_the_masked_number_as_caller() {
-        let local = LocalIdentity { sent_by: "127.0.0.1:5060".into(), public_ip: "127.0.0.1".parse().unwrap() };
+        let local = LocalIdentity {
+            sent_by: "127.0.0.1:5060".into(),
+            public_ip: "127.0.0.1".parse().unwrap(),
+        };
         let req = invite(&OutboundInvite {
             local: &local,
             caller_id: "+15550000001",
@@ -140,7 +166,10 @@ mod tests {
         })
         .unwrap();
         let text = String::from_utf8(req.to_bytes()).unwrap();
-        assert!(text.starts_with("INVITE sip:+14155550102@127.0.0.1:5080 SIP/2.0\r\n"), "{text}");
+        assert!(
+            text.starts_with("INVITE sip:+14155550102@127.0.0.1:5080 SIP/2.0\r\n"),
+            "{text}"
+        );
         assert!(text.contains("From: <sip:+15550000001@127.0.0.1>;tag=t1\r\n"));
         assert!(text.contains("P-Asserted-Identity: <sip:+15550000001@127.0.0.1>\r\n"));
         assert!(text.contains("Content-Length: 5\r\n"));

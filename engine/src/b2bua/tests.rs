@@ -8,8 +8,8 @@ use rsipstack::sip::SipMessage;
 use super::outbound::LocalIdentity;
 use super::*;
 use crate::sip::message;
-use crate::sip::transport::Endpoint;
 use crate::sip::transaction::TimerConfig;
+use crate::sip::transport::Endpoint;
 
 const A_NUMBER: &str = "+14155550101";
 const B_NUMBER: &str = "+14155550102";
@@ -24,12 +24,19 @@ fn trunk() -> Endpoint {
 
 fn setup() -> CallSetup {
     CallSetup {
-        local: LocalIdentity { sent_by: "127.0.0.1:5060".into(), public_ip: "127.0.0.1".parse().unwrap() },
+        local: LocalIdentity {
+            sent_by: "127.0.0.1:5060".into(),
+            public_ip: "127.0.0.1".parse().unwrap(),
+        },
         masked: MASKED.into(),
         callee: B_NUMBER.into(),
         b_dest: trunk(),
         b_request_uri: None,
-        b_credentials: Some(TrunkCredentials { username: "maskline".into(), password: "trunk-secret".into(), realm: None }),
+        b_credentials: Some(TrunkCredentials {
+            username: "maskline".into(),
+            password: "trunk-secret".into(),
+            realm: None,
+        }),
         a_rtp_port: 20000,
         b_rtp_port: 20002,
         timers: TimerConfig::default(),
@@ -62,7 +69,9 @@ fn drain(call: &mut Call) -> Drained {
     let mut d = Drained::default();
     while let Some(out) = call.poll_output() {
         match out {
-            CallOutput::Send { dest, bytes } => d.sent.push((dest, String::from_utf8_lossy(&bytes).into_owned())),
+            CallOutput::Send { dest, bytes } => d
+                .sent
+                .push((dest, String::from_utf8_lossy(&bytes).into_owned())),
             CallOutput::Event(e) => d.events.push(e),
             CallOutput::Media(..) => {}
         }
@@ -83,7 +92,11 @@ fn b_response(b_invite: &str, status: &str, sdp: bool) -> SipMessage {
     } else {
         ""
     };
-    let ct = if sdp { "Content-Type: application/sdp\r\n" } else { "" };
+    let ct = if sdp {
+        "Content-Type: application/sdp\r\n"
+    } else {
+        ""
+    };
     let text = format!(
         "SIP/2.0 {status}\r\nVia: {}\r\nFrom: {}\r\nTo: {};tag=btag\r\nCall-ID: {}\r\nCSeq: {}\r\nContact: <sip:{B_NUMBER}@127.0.0.1:5080>\r\n{ct}Content-Length: {}\r\n\r\n{body}",
         header(b_invite, "Via"),
@@ -100,15 +113,26 @@ fn start() -> (Call, Instant, String) {
     let now = Instant::now();
     let mut call = Call::new(setup(), a_invite(), a_addr(), now).unwrap();
     let d = drain(&mut call);
-    assert!(d.sent.iter().any(|(to, m)| *to == a_addr() && m.starts_with("SIP/2.0 100 ")));
-    let (_, b_invite) = d.sent.iter().find(|(to, m)| *to == trunk() && m.starts_with("INVITE ")).cloned().unwrap();
+    assert!(d
+        .sent
+        .iter()
+        .any(|(to, m)| *to == a_addr() && m.starts_with("SIP/2.0 100 ")));
+    let (_, b_invite) = d
+        .sent
+        .iter()
+        .find(|(to, m)| *to == trunk() && m.starts_with("INVITE "))
+        .cloned()
+        .unwrap();
     (call, now, b_invite)
 }
 
 #[test]
 fn b_leg_invite_shows_only_the_masked_number() {
     let (_, _, b_invite) = start();
-    assert!(!b_invite.contains(&A_NUMBER[1..]), "A's number leaked:\n{b_invite}");
+    assert!(
+        !b_invite.contains(&A_NUMBER[1..]),
+        "A's number leaked:\n{b_invite}"
+    );
     assert!(!b_invite.contains("a-call@"), "A's Call-ID leaked");
     assert!(!b_invite.contains("atag"), "A's tag leaked");
     assert!(header(&b_invite, "From").contains(MASKED));
@@ -120,16 +144,31 @@ fn b_leg_invite_shows_only_the_masked_number() {
 #[test]
 fn answered_call_then_bye_from_a() {
     let (mut call, now, b_invite) = start();
-    call.on_message(Leg::B, b_response(&b_invite, "180 Ringing", false), trunk(), now);
+    call.on_message(
+        Leg::B,
+        b_response(&b_invite, "180 Ringing", false),
+        trunk(),
+        now,
+    );
     let d = drain(&mut call);
     assert_eq!(d.events, vec![CallEvent::Ringing]);
-    assert!(d.sent.iter().any(|(to, m)| *to == a_addr() && m.starts_with("SIP/2.0 180 ")));
+    assert!(d
+        .sent
+        .iter()
+        .any(|(to, m)| *to == a_addr() && m.starts_with("SIP/2.0 180 ")));
 
     call.on_message(Leg::B, b_response(&b_invite, "200 OK", true), trunk(), now);
     let d = drain(&mut call);
     assert_eq!(d.events, vec![CallEvent::Answered]);
-    assert!(d.sent.iter().any(|(to, m)| *to == trunk() && m.starts_with("ACK sip:")));
-    let (_, ok) = d.sent.iter().find(|(to, m)| *to == a_addr() && m.starts_with("SIP/2.0 200 ")).unwrap();
+    assert!(d
+        .sent
+        .iter()
+        .any(|(to, m)| *to == trunk() && m.starts_with("ACK sip:")));
+    let (_, ok) = d
+        .sent
+        .iter()
+        .find(|(to, m)| *to == a_addr() && m.starts_with("SIP/2.0 200 "))
+        .unwrap();
     assert!(ok.contains("m=audio 20000 "), "{ok}");
     assert!(!ok.contains("callee"), "B's SDP o= leaked: {ok}");
     let a_tag = header(ok, "To").split("tag=").nth(1).unwrap().to_string();
@@ -137,41 +176,102 @@ fn answered_call_then_bye_from_a() {
     let ack = format!(
         "ACK sip:{MASKED}@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKa2\r\nFrom: <sip:{A_NUMBER}@127.0.0.1:5070>;tag=atag\r\nTo: <sip:{MASKED}@127.0.0.1>;tag={a_tag}\r\nCall-ID: a-call@127.0.0.1\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n"
     );
-    call.on_message(Leg::A, message::parse(ack.as_bytes()).unwrap(), a_addr(), now);
+    call.on_message(
+        Leg::A,
+        message::parse(ack.as_bytes()).unwrap(),
+        a_addr(),
+        now,
+    );
     assert_eq!(drain(&mut call).events, vec![CallEvent::Bridged]);
 
-    let bye = ack.replace("ACK sip", "BYE sip").replace("CSeq: 1 ACK", "CSeq: 2 BYE").replace("z9hG4bKa2", "z9hG4bKa3");
-    call.on_message(Leg::A, message::parse(bye.as_bytes()).unwrap(), a_addr(), now);
+    let bye = ack
+        .replace("ACK sip", "BYE sip")
+        .replace("CSeq: 1 ACK", "CSeq: 2 BYE")
+        .replace("z9hG4bKa2", "z9hG4bKa3");
+    call.on_message(
+        Leg::A,
+        message::parse(bye.as_bytes()).unwrap(),
+        a_addr(),
+        now,
+    );
     let d = drain(&mut call);
-    assert!(d.sent.iter().any(|(to, m)| *to == a_addr() && m.starts_with("SIP/2.0 200 ") && m.contains("CSeq: 2 BYE")));
-    assert!(d.sent.iter().any(|(to, m)| *to == trunk() && m.starts_with("BYE sip:")));
+    assert!(d.sent.iter().any(|(to, m)| *to == a_addr()
+        && m.starts_with("SIP/2.0 200 ")
+        && m.contains("CSeq: 2 BYE")));
+    assert!(d
+        .sent
+        .iter()
+        .any(|(to, m)| *to == trunk() && m.starts_with("BYE sip:")));
     assert!(matches!(
         d.events.as_slice(),
-        [CallEvent::Hangup { by: crate::HangupBy::A, answered: true, sip_status: Some(200), .. }]
+        [CallEvent::Hangup {
+            by: crate::HangupBy::A,
+            answered: true,
+            sip_status: Some(200),
+            ..
+        }]
     ));
 }
 
 #[test]
 fn busy_callee_is_relayed_with_reason() {
     let (mut call, now, b_invite) = start();
-    call.on_message(Leg::B, b_response(&b_invite, "486 Busy Here", false), trunk(), now);
+    call.on_message(
+        Leg::B,
+        b_response(&b_invite, "486 Busy Here", false),
+        trunk(),
+        now,
+    );
     let d = drain(&mut call);
-    assert!(d.sent.iter().any(|(to, m)| *to == trunk() && m.starts_with("ACK ")), "non-2xx ACK to B");
-    let (_, busy) = d.sent.iter().find(|(to, m)| *to == a_addr() && m.starts_with("SIP/2.0 486 ")).unwrap();
+    assert!(
+        d.sent
+            .iter()
+            .any(|(to, m)| *to == trunk() && m.starts_with("ACK ")),
+        "non-2xx ACK to B"
+    );
+    let (_, busy) = d
+        .sent
+        .iter()
+        .find(|(to, m)| *to == a_addr() && m.starts_with("SIP/2.0 486 "))
+        .unwrap();
     assert!(busy.contains("Reason: Q.850;cause=17"), "{busy}");
-    assert!(matches!(d.events.as_slice(), [CallEvent::Hangup { by: crate::HangupBy::B, sip_status: Some(486), .. }]));
+    assert!(matches!(
+        d.events.as_slice(),
+        [CallEvent::Hangup {
+            by: crate::HangupBy::B,
+            sip_status: Some(486),
+            ..
+        }]
+    ));
 }
 
 #[test]
 fn ring_timeout_cancels_b_and_answers_480() {
     let (mut call, now, b_invite) = start();
-    call.on_message(Leg::B, b_response(&b_invite, "180 Ringing", false), trunk(), now);
+    call.on_message(
+        Leg::B,
+        b_response(&b_invite, "180 Ringing", false),
+        trunk(),
+        now,
+    );
     drain(&mut call);
     call.on_timeout(now + Duration::from_secs(61));
     let d = drain(&mut call);
-    assert!(d.sent.iter().any(|(to, m)| *to == a_addr() && m.starts_with("SIP/2.0 480 ")));
-    assert!(d.sent.iter().any(|(to, m)| *to == trunk() && m.starts_with("CANCEL ")));
-    assert!(matches!(d.events.as_slice(), [CallEvent::Hangup { answered: false, .. }]));
+    assert!(d
+        .sent
+        .iter()
+        .any(|(to, m)| *to == a_addr() && m.starts_with("SIP/2.0 480 ")));
+    assert!(d
+        .sent
+        .iter()
+        .any(|(to, m)| *to == trunk() && m.starts_with("CANCEL ")));
+    assert!(matches!(
+        d.events.as_slice(),
+        [CallEvent::Hangup {
+            answered: false,
+            ..
+        }]
+    ));
 }
 
 #[test]
@@ -182,30 +282,61 @@ fn hangup_command_on_answered_call_sends_bye_with_reason_both_ways() {
     let cause = crate::sip::q850::by_name("NORMAL_CLEARING").unwrap();
     assert!(call.hangup(cause, crate::HangupBy::Ttl, now));
     let d = drain(&mut call);
-    let byes: Vec<_> = d.sent.iter().filter(|(_, m)| m.starts_with("BYE ")).collect();
+    let byes: Vec<_> = d
+        .sent
+        .iter()
+        .filter(|(_, m)| m.starts_with("BYE "))
+        .collect();
     assert_eq!(byes.len(), 2);
-    assert!(byes.iter().all(|(_, m)| m.contains("Reason: Q.850;cause=16")));
-    assert!(!call.hangup(cause, crate::HangupBy::Ttl, now), "second hangup is a no-op");
+    assert!(byes
+        .iter()
+        .all(|(_, m)| m.contains("Reason: Q.850;cause=16")));
+    assert!(
+        !call.hangup(cause, crate::HangupBy::Ttl, now),
+        "second hangup is a no-op"
+    );
 }
 
 #[test]
 fn cancel_from_a_before_answer_and_200_crossing_it() {
     let (mut call, now, b_invite) = start();
-    call.on_message(Leg::B, b_response(&b_invite, "180 Ringing", false), trunk(), now);
+    call.on_message(
+        Leg::B,
+        b_response(&b_invite, "180 Ringing", false),
+        trunk(),
+        now,
+    );
     drain(&mut call);
     let cancel = format!(
         "CANCEL sip:{MASKED}@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKa1;rport\r\nFrom: <sip:{A_NUMBER}@127.0.0.1:5070>;tag=atag\r\nTo: <sip:{MASKED}@127.0.0.1>\r\nCall-ID: a-call@127.0.0.1\r\nCSeq: 1 CANCEL\r\nContent-Length: 0\r\n\r\n"
     );
-    call.on_message(Leg::A, message::parse(cancel.as_bytes()).unwrap(), a_addr(), now);
+    call.on_message(
+        Leg::A,
+        message::parse(cancel.as_bytes()).unwrap(),
+        a_addr(),
+        now,
+    );
     let d = drain(&mut call);
-    assert!(d.sent.iter().any(|(_, m)| m.starts_with("SIP/2.0 200 ") && m.contains("CANCEL")));
+    assert!(d
+        .sent
+        .iter()
+        .any(|(_, m)| m.starts_with("SIP/2.0 200 ") && m.contains("CANCEL")));
     assert!(d.sent.iter().any(|(_, m)| m.starts_with("SIP/2.0 487 ")));
-    assert!(d.sent.iter().any(|(to, m)| *to == trunk() && m.starts_with("CANCEL ")));
+    assert!(d
+        .sent
+        .iter()
+        .any(|(to, m)| *to == trunk() && m.starts_with("CANCEL ")));
     // B's 200 crosses our CANCEL: ACK it, then BYE it.
     call.on_message(Leg::B, b_response(&b_invite, "200 OK", true), trunk(), now);
     let d = drain(&mut call);
-    assert!(d.sent.iter().any(|(to, m)| *to == trunk() && m.starts_with("ACK ")));
-    assert!(d.sent.iter().any(|(to, m)| *to == trunk() && m.starts_with("BYE ")));
+    assert!(d
+        .sent
+        .iter()
+        .any(|(to, m)| *to == trunk() && m.starts_with("ACK ")));
+    assert!(d
+        .sent
+        .iter()
+        .any(|(to, m)| *to == trunk() && m.starts_with("BYE ")));
 }
 
 /// Bring a call to Confirmed; returns (call, now, B's INVITE, A's tag).
@@ -213,18 +344,29 @@ fn confirmed() -> (Call, Instant, String, String) {
     let (mut call, now, b_invite) = start();
     call.on_message(Leg::B, b_response(&b_invite, "200 OK", true), trunk(), now);
     let d = drain(&mut call);
-    let (_, ok) = d.sent.iter().find(|(to, m)| *to == a_addr() && m.starts_with("SIP/2.0 200 ")).unwrap();
+    let (_, ok) = d
+        .sent
+        .iter()
+        .find(|(to, m)| *to == a_addr() && m.starts_with("SIP/2.0 200 "))
+        .unwrap();
     let a_tag = header(ok, "To").split("tag=").nth(1).unwrap().to_string();
     let ack = format!(
         "ACK sip:{MASKED}@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKa2\r\nFrom: <sip:{A_NUMBER}@127.0.0.1:5070>;tag=atag\r\nTo: <sip:{MASKED}@127.0.0.1>;tag={a_tag}\r\nCall-ID: a-call@127.0.0.1\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n"
     );
-    call.on_message(Leg::A, message::parse(ack.as_bytes()).unwrap(), a_addr(), now);
+    call.on_message(
+        Leg::A,
+        message::parse(ack.as_bytes()).unwrap(),
+        a_addr(),
+        now,
+    );
     drain(&mut call);
     (call, now, b_invite, a_tag)
 }
 
 fn a_in_dialog(method: &str, cseq: u32, a_tag: &str, ct_body: Option<(&str, &str)>) -> SipMessage {
-    let (ct, body) = ct_body.map(|(c, b)| (format!("Content-Type: {c}\r\n"), b.to_string())).unwrap_or_default();
+    let (ct, body) = ct_body
+        .map(|(c, b)| (format!("Content-Type: {c}\r\n"), b.to_string()))
+        .unwrap_or_default();
     let text = format!(
         "{method} sip:{MASKED}@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKm{cseq};rport\r\nFrom: <sip:{A_NUMBER}@127.0.0.1:5070>;tag=atag\r\nTo: <sip:{MASKED}@127.0.0.1>;tag={a_tag}\r\nCall-ID: a-call@127.0.0.1\r\nCSeq: {cseq} {method}\r\nContact: <sip:{A_NUMBER}@127.0.0.1:5070>\r\n{ct}Content-Length: {}\r\n\r\n{body}",
         body.len()
@@ -234,7 +376,9 @@ fn a_in_dialog(method: &str, cseq: u32, a_tag: &str, ct_body: Option<(&str, &str
 
 /// B's final response to a request we relayed to it.
 fn b_reply(req: &str, status: &str, body: Option<&str>) -> SipMessage {
-    let (ct, body) = body.map(|b| ("Content-Type: application/sdp\r\n", b)).unwrap_or(("", ""));
+    let (ct, body) = body
+        .map(|b| ("Content-Type: application/sdp\r\n", b))
+        .unwrap_or(("", ""));
     let text = format!(
         "SIP/2.0 {status}\r\nVia: {}\r\nFrom: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {}\r\n{ct}Content-Length: {}\r\n\r\n{body}",
         header(req, "Via"),
@@ -253,22 +397,63 @@ fn hold_reinvite_is_relayed_with_direction_and_rewritten_sdp() {
     let hold = format!(
         "v=0\r\no={A_NUMBER} 1 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 7000 RTP/AVP 0\r\na=sendonly\r\n"
     );
-    call.on_message(Leg::A, a_in_dialog("INVITE", 2, &a_tag, Some(("application/sdp", &hold))), a_addr(), now);
+    call.on_message(
+        Leg::A,
+        a_in_dialog("INVITE", 2, &a_tag, Some(("application/sdp", &hold))),
+        a_addr(),
+        now,
+    );
     let d = drain(&mut call);
-    assert!(d.sent.iter().any(|(to, m)| *to == a_addr() && m.starts_with("SIP/2.0 100 ")));
-    let (_, reinvite) = d.sent.iter().find(|(to, m)| *to == trunk() && m.starts_with("INVITE ")).cloned().unwrap();
+    assert!(d
+        .sent
+        .iter()
+        .any(|(to, m)| *to == a_addr() && m.starts_with("SIP/2.0 100 ")));
+    let (_, reinvite) = d
+        .sent
+        .iter()
+        .find(|(to, m)| *to == trunk() && m.starts_with("INVITE "))
+        .cloned()
+        .unwrap();
     assert!(reinvite.contains("a=sendonly"), "{reinvite}");
-    assert!(reinvite.contains("m=audio 20002 "), "B sees its own relay port");
-    assert!(reinvite.contains("To: <sip:+14155550102@127.0.0.1:5080>;tag=btag"), "in B's dialog: {reinvite}");
-    assert!(!reinvite.contains(&A_NUMBER[1..]), "no trace of A: {reinvite}");
-    assert!(reinvite.contains("o=maskline ") && reinvite.contains(" 2 IN IP4"), "SDP version bumped: {reinvite}");
+    assert!(
+        reinvite.contains("m=audio 20002 "),
+        "B sees its own relay port"
+    );
+    assert!(
+        reinvite.contains("To: <sip:+14155550102@127.0.0.1:5080>;tag=btag"),
+        "in B's dialog: {reinvite}"
+    );
+    assert!(
+        !reinvite.contains(&A_NUMBER[1..]),
+        "no trace of A: {reinvite}"
+    );
+    assert!(
+        reinvite.contains("o=maskline ") && reinvite.contains(" 2 IN IP4"),
+        "SDP version bumped: {reinvite}"
+    );
 
     let answer = "v=0\r\no=callee 1 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 8000 RTP/AVP 0\r\na=recvonly\r\n";
-    call.on_message(Leg::B, b_reply(&reinvite, "200 OK", Some(answer)), trunk(), now);
+    call.on_message(
+        Leg::B,
+        b_reply(&reinvite, "200 OK", Some(answer)),
+        trunk(),
+        now,
+    );
     let d = drain(&mut call);
-    assert!(d.sent.iter().any(|(to, m)| *to == trunk() && m.starts_with("ACK ") && m.contains("CSeq: 2 ACK")));
-    let (_, ok) = d.sent.iter().find(|(to, m)| *to == a_addr() && m.starts_with("SIP/2.0 200 ")).cloned().unwrap();
-    assert!(ok.contains("a=recvonly") && ok.contains("m=audio 20000 ") && ok.contains("CSeq: 2 INVITE"), "{ok}");
+    assert!(d
+        .sent
+        .iter()
+        .any(|(to, m)| *to == trunk() && m.starts_with("ACK ") && m.contains("CSeq: 2 ACK")));
+    let (_, ok) = d
+        .sent
+        .iter()
+        .find(|(to, m)| *to == a_addr() && m.starts_with("SIP/2.0 200 "))
+        .cloned()
+        .unwrap();
+    assert!(
+        ok.contains("a=recvonly") && ok.contains("m=audio 20000 ") && ok.contains("CSeq: 2 INVITE"),
+        "{ok}"
+    );
 
     // A's ACK stops the 200's retransmissions: nothing more is sent.
     let ack = a_in_dialog("ACK", 2, &a_tag, None);
@@ -281,43 +466,96 @@ fn hold_reinvite_is_relayed_with_direction_and_rewritten_sdp() {
 fn glare_gets_491_and_info_is_relayed() {
     let (mut call, now, _, a_tag) = confirmed();
     let sdp = "v=0\r\no=x 1 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 7000 RTP/AVP 0\r\n";
-    call.on_message(Leg::A, a_in_dialog("INVITE", 2, &a_tag, Some(("application/sdp", sdp))), a_addr(), now);
+    call.on_message(
+        Leg::A,
+        a_in_dialog("INVITE", 2, &a_tag, Some(("application/sdp", sdp))),
+        a_addr(),
+        now,
+    );
     drain(&mut call);
-    call.on_message(Leg::A, a_in_dialog("INVITE", 3, &a_tag, Some(("application/sdp", sdp))), a_addr(), now);
+    call.on_message(
+        Leg::A,
+        a_in_dialog("INVITE", 3, &a_tag, Some(("application/sdp", sdp))),
+        a_addr(),
+        now,
+    );
     let d = drain(&mut call);
-    assert!(d.sent.iter().any(|(to, m)| *to == a_addr() && m.starts_with("SIP/2.0 491 ")));
+    assert!(d
+        .sent
+        .iter()
+        .any(|(to, m)| *to == a_addr() && m.starts_with("SIP/2.0 491 ")));
 
     let dtmf = "Signal=5\r\nDuration=160\r\n";
-    call.on_message(Leg::A, a_in_dialog("INFO", 4, &a_tag, Some(("application/dtmf-relay", dtmf))), a_addr(), now);
+    call.on_message(
+        Leg::A,
+        a_in_dialog("INFO", 4, &a_tag, Some(("application/dtmf-relay", dtmf))),
+        a_addr(),
+        now,
+    );
     let d = drain(&mut call);
-    let (_, info) = d.sent.iter().find(|(to, m)| *to == trunk() && m.starts_with("INFO ")).cloned().unwrap();
-    assert!(info.contains("Content-Type: application/dtmf-relay") && info.ends_with(dtmf), "{info}");
+    let (_, info) = d
+        .sent
+        .iter()
+        .find(|(to, m)| *to == trunk() && m.starts_with("INFO "))
+        .cloned()
+        .unwrap();
+    assert!(
+        info.contains("Content-Type: application/dtmf-relay") && info.ends_with(dtmf),
+        "{info}"
+    );
     call.on_message(Leg::B, b_reply(&info, "200 OK", None), trunk(), now);
     let d = drain(&mut call);
-    assert!(d.sent.iter().any(|(to, m)| *to == a_addr() && m.starts_with("SIP/2.0 200 ") && m.contains("CSeq: 4 INFO")));
+    assert!(d.sent.iter().any(|(to, m)| *to == a_addr()
+        && m.starts_with("SIP/2.0 200 ")
+        && m.contains("CSeq: 4 INFO")));
 }
 
 #[test]
 fn trunk_challenge_is_answered_once_with_credentials() {
     let (mut call, now, b_invite) = start();
     let challenge = b_response(&b_invite, "407 Proxy Authentication Required", false);
-    let SipMessage::Response(mut resp) = challenge else { unreachable!() };
+    let SipMessage::Response(mut resp) = challenge else {
+        unreachable!()
+    };
     resp.headers.push(rsipstack::sip::headers::make_header(
         "Proxy-Authenticate",
         "Digest realm=\"carrier\", nonce=\"abc123\", algorithm=MD5, qop=\"auth\"".into(),
     ));
     call.on_message(Leg::B, SipMessage::Response(resp.clone()), trunk(), now);
     let d = drain(&mut call);
-    assert!(d.sent.iter().any(|(to, m)| *to == trunk() && m.starts_with("ACK ")), "407 is ACKed");
-    let (_, retry) = d.sent.iter().find(|(to, m)| *to == trunk() && m.starts_with("INVITE ")).cloned().unwrap();
-    assert!(header(&retry, "Proxy-Authorization").contains("username=\"maskline\""), "{retry}");
+    assert!(
+        d.sent
+            .iter()
+            .any(|(to, m)| *to == trunk() && m.starts_with("ACK ")),
+        "407 is ACKed"
+    );
+    let (_, retry) = d
+        .sent
+        .iter()
+        .find(|(to, m)| *to == trunk() && m.starts_with("INVITE "))
+        .cloned()
+        .unwrap();
+    assert!(
+        header(&retry, "Proxy-Authorization").contains("username=\"maskline\""),
+        "{retry}"
+    );
     assert!(retry.contains("CSeq: 2 INVITE"));
     assert_eq!(header(&retry, "Call-ID"), header(&b_invite, "Call-ID"));
-    assert_ne!(header(&retry, "Via"), header(&b_invite, "Via"), "new branch");
-    assert!(d.sent.iter().all(|(to, _)| *to != a_addr()), "A sees nothing of the challenge");
+    assert_ne!(
+        header(&retry, "Via"),
+        header(&b_invite, "Via"),
+        "new branch"
+    );
+    assert!(
+        d.sent.iter().all(|(to, _)| *to != a_addr()),
+        "A sees nothing of the challenge"
+    );
     // A second challenge is not answered again: A gets the failure.
     let again = b_response(&retry, "407 Proxy Authentication Required", false);
     call.on_message(Leg::B, again, trunk(), now);
     let d = drain(&mut call);
-    assert!(d.sent.iter().any(|(to, m)| *to == a_addr() && m.starts_with("SIP/2.0 407 ")));
+    assert!(d
+        .sent
+        .iter()
+        .any(|(to, m)| *to == a_addr() && m.starts_with("SIP/2.0 407 ")));
 }

@@ -33,15 +33,30 @@ pub(crate) struct NewCall {
 }
 
 pub(crate) async fn run(shared: Arc<Shared>, mut inbox: mpsc::Receiver<ActorInput>, new: NewCall) {
-    let NewCall { engine_id, session_id, masked, caller, callee, invite, src, a_sip_call_id, b_dest, b_request_uri, b_credentials, a_ports, b_ports } =
-        new;
+    let NewCall {
+        engine_id,
+        session_id,
+        masked,
+        caller,
+        callee,
+        invite,
+        src,
+        a_sip_call_id,
+        b_dest,
+        b_request_uri,
+        b_credentials,
+        a_ports,
+        b_ports,
+    } = new;
     let cleanup = |shared: &Shared, b_call_id: Option<&str>| {
         shared.by_sip_call_id.remove(&a_sip_call_id);
         if let Some(b) = b_call_id {
             shared.by_sip_call_id.remove(b);
         }
         shared.by_engine_id.remove(&engine_id);
-        shared.by_session.remove_if(&session_id, |_, c| c.engine_id == engine_id);
+        shared
+            .by_session
+            .remove_if(&session_id, |_, c| c.engine_id == engine_id);
     };
     let setup = CallSetup {
         local: shared.settings.local.clone(),
@@ -55,15 +70,16 @@ pub(crate) async fn run(shared: Arc<Shared>, mut inbox: mpsc::Receiver<ActorInpu
         timers: shared.settings.timers,
         ring_timeout: shared.settings.ring_timeout,
     };
-    let mut relay: Option<RelayHandle> = match relay::spawn(shared.settings.rtp_ip, a_ports, b_ports).await {
-        Ok(r) => Some(r),
-        Err(e) => {
-            tracing::warn!(call_id = %engine_id, error = %e, "cannot bind RTP ports");
-            fail(&shared, &invite, src, 503, "SWITCH_CONGESTION").await;
-            cleanup(&shared, None);
-            return;
-        }
-    };
+    let mut relay: Option<RelayHandle> =
+        match relay::spawn(shared.settings.rtp_ip, a_ports, b_ports).await {
+            Ok(r) => Some(r),
+            Err(e) => {
+                tracing::warn!(call_id = %engine_id, error = %e, "cannot bind RTP ports");
+                fail(&shared, &invite, src, 503, "SWITCH_CONGESTION").await;
+                cleanup(&shared, None);
+                return;
+            }
+        };
     let mut call = match Call::new(setup, invite.clone(), src, Instant::now()) {
         Ok(c) => c,
         Err(e) => {
@@ -75,7 +91,9 @@ pub(crate) async fn run(shared: Arc<Shared>, mut inbox: mpsc::Receiver<ActorInpu
     };
     let b_call_id = call.b_call_id().to_string();
     if let Some(entry) = shared.by_engine_id.get(&engine_id).map(|c| c.clone()) {
-        shared.by_sip_call_id.insert(b_call_id.clone(), (Leg::B, entry));
+        shared
+            .by_sip_call_id
+            .insert(b_call_id.clone(), (Leg::B, entry));
     }
     emit(
         &shared,
@@ -103,7 +121,9 @@ pub(crate) async fn run(shared: Arc<Shared>, mut inbox: mpsc::Receiver<ActorInpu
                         // Free the ports and the session at once; the call
                         // itself lingers to absorb retransmissions.
                         relay = None;
-                        shared.by_session.remove_if(&session_id, |_, c| c.engine_id == engine_id);
+                        shared
+                            .by_session
+                            .remove_if(&session_id, |_, c| c.engine_id == engine_id);
                     }
                     emit(&shared, to_engine_event(ev, &engine_id, &session_id, media));
                 }
@@ -143,20 +163,48 @@ async fn fail(shared: &Shared, invite: &Request, src: Endpoint, status: u16, cau
         extra.push(("Reason", q850::reason_header(c)));
     }
     let resp = message::response(invite, status, Some(&ids::new_tag()), &extra, None);
-    shared.send(response_endpoint(invite, src), &resp.to_bytes()).await;
+    shared
+        .send(response_endpoint(invite, src), &resp.to_bytes())
+        .await;
 }
 
 fn emit(shared: &Shared, ev: EngineEvent) {
     let _ = shared.events.send(ev);
 }
 
-fn to_engine_event(ev: CallEvent, call_id: &str, session_id: &str, media: crate::handle::MediaStats) -> EngineEvent {
-    let (call_id, session_id, at) = (call_id.to_string(), session_id.to_string(), SystemTime::now());
+fn to_engine_event(
+    ev: CallEvent,
+    call_id: &str,
+    session_id: &str,
+    media: crate::handle::MediaStats,
+) -> EngineEvent {
+    let (call_id, session_id, at) = (
+        call_id.to_string(),
+        session_id.to_string(),
+        SystemTime::now(),
+    );
     match ev {
-        CallEvent::Ringing => EngineEvent::CallRinging { call_id, session_id, at },
-        CallEvent::Answered => EngineEvent::CallAnswered { call_id, session_id, at },
-        CallEvent::Bridged => EngineEvent::CallBridged { call_id, session_id, at },
-        CallEvent::Hangup { cause, sip_status, by, answered } => {
+        CallEvent::Ringing => EngineEvent::CallRinging {
+            call_id,
+            session_id,
+            at,
+        },
+        CallEvent::Answered => EngineEvent::CallAnswered {
+            call_id,
+            session_id,
+            at,
+        },
+        CallEvent::Bridged => EngineEvent::CallBridged {
+            call_id,
+            session_id,
+            at,
+        },
+        CallEvent::Hangup {
+            cause,
+            sip_status,
+            by,
+            answered,
+        } => {
             tracing::info!(%call_id, %session_id, cause = cause.name, hangup_by = by.as_str(), "call ended");
             EngineEvent::CallHangup {
                 call_id,

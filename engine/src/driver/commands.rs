@@ -20,7 +20,11 @@ pub(crate) async fn command_loop(shared: Arc<Shared>, mut rx: mpsc::Receiver<Com
 
 async fn run(shared: &Shared, command: Command) -> Result<CommandReply, CommandError> {
     match command {
-        Command::HangupSession { session_id, cause, by } => {
+        Command::HangupSession {
+            session_id,
+            cause,
+            by,
+        } => {
             let Some(call) = shared.by_session.get(&session_id).map(|c| c.clone()) else {
                 return Ok(CommandReply::Done(0));
             };
@@ -44,8 +48,13 @@ async fn run(shared: &Shared, command: Command) -> Result<CommandReply, CommandE
 async fn hangup(call: &CallRef, cause: String, by: HangupBy) -> Result<CommandReply, CommandError> {
     let (tx, rx) = oneshot::channel();
     call.mailbox
-        .send(ActorInput::Hangup { cause, by, reply: tx })
+        .send(ActorInput::Hangup {
+            cause,
+            by,
+            reply: tx,
+        })
         .await
         .map_err(|_| CommandError::UnknownCall(call.engine_id.clone()))?;
-    rx.await.map_err(|_| CommandError::UnknownCall(call.engine_id.clone()))?
+    rx.await
+        .map_err(|_| CommandError::UnknownCall(call.engine_id.clone()))?
 }

@@ -50,11 +50,15 @@ pub(crate) async fn handle_datagram(shared: &Arc<Shared>, data: &[u8], src: Endp
             return;
         }
     };
-    let Some(call_id) = message::call_id(&msg).map(str::to_owned) else { return };
+    let Some(call_id) = message::call_id(&msg).map(str::to_owned) else {
+        return;
+    };
     if let Some(entry) = shared.by_sip_call_id.get(&call_id).map(|e| e.clone()) {
         let (leg, call) = entry;
         // A full mailbox drops the datagram; the peer retransmits.
-        let _ = call.mailbox.try_send(super::shared::ActorInput::Sip(leg, Box::new(msg), src));
+        let _ = call
+            .mailbox
+            .try_send(super::shared::ActorInput::Sip(leg, Box::new(msg), src));
         return;
     }
     let SipMessage::Request(req) = msg else {
@@ -69,23 +73,37 @@ pub(crate) async fn handle_datagram(shared: &Arc<Shared>, data: &[u8], src: Endp
                 &req,
                 200,
                 Some(&ids::new_tag()),
-                &[("Allow", ALLOW.to_string()), ("Accept", "application/sdp".into())],
+                &[
+                    ("Allow", ALLOW.to_string()),
+                    ("Accept", "application/sdp".into()),
+                ],
                 None,
             );
             reply(shared, &req, src, resp).await;
         }
-        Method::Invite | Method::Bye | Method::Cancel | Method::Update | Method::Info | Method::PRack => {
-            reject(shared, &req, src, 481, None).await
-        }
+        Method::Invite
+        | Method::Bye
+        | Method::Cancel
+        | Method::Update
+        | Method::Info
+        | Method::PRack => reject(shared, &req, src, 481, None).await,
         _ => {
-            let resp = message::response(&req, 405, Some(&ids::new_tag()), &[("Allow", ALLOW.to_string())], None);
+            let resp = message::response(
+                &req,
+                405,
+                Some(&ids::new_tag()),
+                &[("Allow", ALLOW.to_string())],
+                None,
+            );
             reply(shared, &req, src, resp).await;
         }
     }
 }
 
 async fn reply(shared: &Shared, req: &Request, src: Endpoint, resp: rsipstack::sip::Response) {
-    shared.send(response_endpoint(req, src), &resp.to_bytes()).await;
+    shared
+        .send(response_endpoint(req, src), &resp.to_bytes())
+        .await;
 }
 
 /// Stateless final response (a retransmitted INVITE is simply answered
@@ -121,7 +139,11 @@ async fn admit(shared: &Arc<Shared>, req: Request, src: Endpoint) {
             super::register::Authn::Challenged => return,
         }
     };
-    if req.header_value("Max-Forwards").and_then(|v| v.trim().parse::<u32>().ok()) == Some(0) {
+    if req
+        .header_value("Max-Forwards")
+        .and_then(|v| v.trim().parse::<u32>().ok())
+        == Some(0)
+    {
         return reject(shared, &req, src, 483, None).await;
     }
     // We support no option tags (100rel, timer, …): refuse what the caller
@@ -129,11 +151,21 @@ async fn admit(shared: &Arc<Shared>, req: Request, src: Endpoint) {
     let required: Vec<String> = ["Require", "Proxy-Require"]
         .iter()
         .filter_map(|h| req.header_value(h))
-        .flat_map(|v| v.split(',').map(|t| t.trim().to_string()).collect::<Vec<_>>())
+        .flat_map(|v| {
+            v.split(',')
+                .map(|t| t.trim().to_string())
+                .collect::<Vec<_>>()
+        })
         .filter(|t| !t.is_empty())
         .collect();
     if !required.is_empty() {
-        let resp = message::response(&req, 420, Some(&ids::new_tag()), &[("Unsupported", required.join(", "))], None);
+        let resp = message::response(
+            &req,
+            420,
+            Some(&ids::new_tag()),
+            &[("Unsupported", required.join(", "))],
+            None,
+        );
         return reply(shared, &req, src, resp).await;
     }
     let Some(dialled) = message::uri_user(&req.uri).and_then(|u| e164::normalize(&u)) else {
@@ -141,11 +173,21 @@ async fn admit(shared: &Arc<Shared>, req: Request, src: Endpoint) {
     };
     // The caller is the authenticated user, else what the trunk asserts. A
     // caller that is not a number cannot be a party (403 below).
-    let caller = authenticated.or_else(|| message::caller_identity(&req)).unwrap_or_default();
+    let caller = authenticated
+        .or_else(|| message::caller_identity(&req))
+        .unwrap_or_default();
     let (route, caller, callee) = match shared.routes.decide(&dialled, &caller) {
-        RouteDecision::Dial { route, caller, callee } => (route, caller, callee),
-        RouteDecision::NoRoute => return reject(shared, &req, src, 404, Some("UNALLOCATED_NUMBER")).await,
-        RouteDecision::NotAParty => return reject(shared, &req, src, 403, Some("CALL_REJECTED")).await,
+        RouteDecision::Dial {
+            route,
+            caller,
+            callee,
+        } => (route, caller, callee),
+        RouteDecision::NoRoute => {
+            return reject(shared, &req, src, 404, Some("UNALLOCATED_NUMBER")).await
+        }
+        RouteDecision::NotAParty => {
+            return reject(shared, &req, src, 403, Some("CALL_REJECTED")).await
+        }
     };
     if !message::has_sdp(&req, &req.body) {
         // Late offer (INVITE without SDP) is not supported yet.
@@ -153,31 +195,43 @@ async fn admit(shared: &Arc<Shared>, req: Request, src: Endpoint) {
     }
     // A registered callee is called at its contact (through the address its
     // REGISTER came from, which works behind NAT); anyone else via the trunk.
-    let binding = shared
-        .registrar
-        .lock()
-        .ok()
-        .and_then(|r| r.lookup(&callee, super::register::now_unix()).into_iter().next());
+    let binding = shared.registrar.lock().ok().and_then(|r| {
+        r.lookup(&callee, super::register::now_unix())
+            .into_iter()
+            .next()
+    });
     let (b_dest, b_request_uri, b_credentials) = match (binding, shared.settings.trunks.first()) {
         (Some(b), _) => (b.source, Some(b.contact), None),
         (None, Some(trunk)) => (
-            Endpoint { transport: trunk.transport.into(), addr: trunk.address },
+            Endpoint {
+                transport: trunk.transport.into(),
+                addr: trunk.address,
+            },
             None,
-            trunk.username.clone().zip(trunk.password.clone()).map(|(username, password)| TrunkCredentials {
-                username,
-                password,
-                realm: trunk.realm.clone(),
-            }),
+            trunk
+                .username
+                .clone()
+                .zip(trunk.password.clone())
+                .map(|(username, password)| TrunkCredentials {
+                    username,
+                    password,
+                    realm: trunk.realm.clone(),
+                }),
         ),
         (None, None) => return reject(shared, &req, src, 480, Some("NO_ROUTE_DESTINATION")).await,
     };
     let (mailbox, inbox) = mpsc::channel(MAILBOX);
     let engine_id = ids::new_engine_call_id();
-    let call = CallRef { engine_id: engine_id.clone(), mailbox };
+    let call = CallRef {
+        engine_id: engine_id.clone(),
+        mailbox,
+    };
     // One live call per session; the entry API makes the check-and-claim
     // atomic against a concurrent INVITE.
     match shared.by_session.entry(route.session_id.clone()) {
-        dashmap::Entry::Occupied(_) => return reject(shared, &req, src, 486, Some("USER_BUSY")).await,
+        dashmap::Entry::Occupied(_) => {
+            return reject(shared, &req, src, 486, Some("USER_BUSY")).await
+        }
         dashmap::Entry::Vacant(v) => {
             v.insert(call.clone());
         }
@@ -187,8 +241,12 @@ async fn admit(shared: &Arc<Shared>, req: Request, src: Endpoint) {
         tracing::warn!(session_id = %route.session_id, "RTP port range exhausted");
         return reject(shared, &req, src, 503, Some("SWITCH_CONGESTION")).await;
     };
-    let Some(call_id) = message::call_id(&req).map(str::to_owned) else { return };
-    shared.by_sip_call_id.insert(call_id.clone(), (Leg::A, call.clone()));
+    let Some(call_id) = message::call_id(&req).map(str::to_owned) else {
+        return;
+    };
+    shared
+        .by_sip_call_id
+        .insert(call_id.clone(), (Leg::A, call.clone()));
     shared.by_engine_id.insert(engine_id.clone(), call);
     tracing::info!(call_id = %engine_id, session_id = %route.session_id, "call admitted");
     tokio::spawn(call_actor::run(

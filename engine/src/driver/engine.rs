@@ -55,15 +55,28 @@ impl Engine {
         let listen = config.sip.listen;
         let socket = UdpSocket::bind(listen)
             .await
-            .map_err(|source| StartError::BindSip { addr: listen, source })?;
-        let sip_addr = socket.local_addr().map_err(|source| StartError::BindSip { addr: listen, source })?;
+            .map_err(|source| StartError::BindSip {
+                addr: listen,
+                source,
+            })?;
+        let sip_addr = socket.local_addr().map_err(|source| StartError::BindSip {
+            addr: listen,
+            source,
+        })?;
         // TCP on the same port as UDP (the port UDP actually got when the
         // config asked for 0).
         let tcp = TcpListener::bind(sip_addr)
             .await
-            .map_err(|source| StartError::BindSip { addr: sip_addr, source })?;
+            .map_err(|source| StartError::BindSip {
+                addr: sip_addr,
+                source,
+            })?;
         let local = LocalIdentity {
-            sent_by: format!("{}:{}", uri_host(config.sip.public_address), sip_addr.port()),
+            sent_by: format!(
+                "{}:{}",
+                uri_host(config.sip.public_address),
+                sip_addr.port()
+            ),
             public_ip: config.sip.public_address,
         };
         let settings = Settings {
@@ -75,11 +88,19 @@ impl Engine {
             users: config
                 .users
                 .iter()
-                .map(|u| (crate::sip::e164::normalize(&u.username).unwrap_or_else(|| u.username.clone()), u.password.clone()))
+                .map(|u| {
+                    (
+                        crate::sip::e164::normalize(&u.username)
+                            .unwrap_or_else(|| u.username.clone()),
+                        u.password.clone(),
+                    )
+                })
                 .collect(),
             digest_algorithms: config.sip.digest_algorithms.clone(),
         };
-        let registrar = Arc::new(std::sync::Mutex::new(crate::sip::registrar::Registrar::new()));
+        let registrar = Arc::new(std::sync::Mutex::new(
+            crate::sip::registrar::Registrar::new(),
+        ));
         let (registrations_tx, registrations) = mpsc::unbounded_channel();
         let routes = RouteTable::new();
         let (events_tx, events) = mpsc::unbounded_channel();
@@ -104,6 +125,15 @@ impl Engine {
         tokio::spawn(super::register::sweep_loop(shared.clone()));
         tokio::spawn(super::commands::command_loop(shared, commands_rx));
         tracing::info!(%sip_addr, "SIP listening (UDP and TCP)");
-        Ok(Started { handle: EngineHandle { routes, commands, registrar }, events, sip_addr, registrations })
+        Ok(Started {
+            handle: EngineHandle {
+                routes,
+                commands,
+                registrar,
+            },
+            events,
+            sip_addr,
+            registrations,
+        })
     }
 }

@@ -23,7 +23,10 @@ const NONCE_TTL_SECS: u64 = 300;
 const SWEEP: Duration = Duration::from_secs(15);
 
 pub(crate) fn now_unix() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// Outcome of checking a request's digest credentials.
@@ -36,12 +39,25 @@ pub(crate) enum Authn {
 
 /// Verify `header` (`Authorization` or `Proxy-Authorization`) of `req`, or
 /// answer it with a `status` (401/407) challenge.
-pub(crate) async fn authenticate(shared: &Shared, req: &Request, src: Endpoint, header: &str, status: u16) -> Authn {
+pub(crate) async fn authenticate(
+    shared: &Shared,
+    req: &Request,
+    src: Endpoint,
+    header: &str,
+    status: u16,
+) -> Authn {
     let now = now_unix();
     let method = req.method.to_string();
     let stale = match req.header_value(header) {
         Some(value) => {
-            match shared.nonce.verify(&value, REALM, &method, |u| shared.settings.users.get(u).cloned(), now, NONCE_TTL_SECS) {
+            match shared.nonce.verify(
+                &value,
+                REALM,
+                &method,
+                |u| shared.settings.users.get(u).cloned(),
+                now,
+                NONCE_TTL_SECS,
+            ) {
                 Ok(user) => return Authn::User(user),
                 Err(AuthError::StaleNonce) => true,
                 Err(e) => {
@@ -52,7 +68,11 @@ pub(crate) async fn authenticate(shared: &Shared, req: &Request, src: Endpoint, 
         }
         None => false,
     };
-    let challenge_header = if status == 401 { "WWW-Authenticate" } else { "Proxy-Authenticate" };
+    let challenge_header = if status == 401 {
+        "WWW-Authenticate"
+    } else {
+        "Proxy-Authenticate"
+    };
     let extra: Vec<(&str, String)> = shared
         .nonce
         .challenge(REALM, &shared.settings.digest_algorithms, stale, now)
@@ -60,7 +80,9 @@ pub(crate) async fn authenticate(shared: &Shared, req: &Request, src: Endpoint, 
         .map(|v| (challenge_header, v))
         .collect();
     let resp = message::response(req, status, Some(&ids::new_tag()), &extra, None);
-    shared.send(response_endpoint(req, src), &resp.to_bytes()).await;
+    shared
+        .send(response_endpoint(req, src), &resp.to_bytes())
+        .await;
     Authn::Challenged
 }
 
@@ -79,18 +101,29 @@ pub(crate) async fn on_register(shared: &Arc<Shared>, req: Request, src: Endpoin
         .and_then(|u| e164::normalize(&u));
     let Some(username) = e164::normalize(&user).filter(|u| Some(u) == aor.as_ref()) else {
         let resp = message::response(&req, 403, Some(&ids::new_tag()), &[], None);
-        shared.send(response_endpoint(&req, src), &resp.to_bytes()).await;
+        shared
+            .send(response_endpoint(&req, src), &resp.to_bytes())
+            .await;
         return;
     };
     let now = now_unix();
-    let outcome = shared.registrar.lock().map(|mut r| r.register(&username, &req, src, now)).map_err(|_| ());
+    let outcome = shared
+        .registrar
+        .lock()
+        .map(|mut r| r.register(&username, &req, src, now))
+        .map_err(|_| ());
     let resp = match outcome {
         Ok(Ok(bindings)) => {
-            let mut extra: Vec<(&str, String)> =
-                contact_list(&bindings, now).into_iter().map(|c| ("Contact", c)).collect();
+            let mut extra: Vec<(&str, String)> = contact_list(&bindings, now)
+                .into_iter()
+                .map(|c| ("Contact", c))
+                .collect();
             extra.push(("Date", httpdate(now)));
             tracing::debug!(user = %username, contacts = bindings.len(), %src, "registered");
-            let _ = shared.registrations.send(RegistrationEvent { username: username.clone(), bindings });
+            let _ = shared.registrations.send(RegistrationEvent {
+                username: username.clone(),
+                bindings,
+            });
             message::response(&req, 200, Some(&ids::new_tag()), &extra, None)
         }
         Ok(Err(e)) => {
@@ -102,7 +135,9 @@ pub(crate) async fn on_register(shared: &Arc<Shared>, req: Request, src: Endpoin
         }
         Err(_) => message::response(&req, 500, Some(&ids::new_tag()), &[], None),
     };
-    shared.send(response_endpoint(&req, src), &resp.to_bytes()).await;
+    shared
+        .send(response_endpoint(&req, src), &resp.to_bytes())
+        .await;
 }
 
 /// Periodically drop expired bindings and report the users that changed.
@@ -115,7 +150,10 @@ pub(crate) async fn sweep_loop(shared: Arc<Shared>) {
             Ok(mut r) => r
                 .expire(now)
                 .into_iter()
-                .map(|u| RegistrationEvent { bindings: r.lookup(&u, now), username: u })
+                .map(|u| RegistrationEvent {
+                    bindings: r.lookup(&u, now),
+                    username: u,
+                })
                 .collect(),
             Err(_) => continue,
         };
@@ -128,7 +166,9 @@ pub(crate) async fn sweep_loop(shared: Arc<Shared>) {
 /// RFC 7231 IMF-fixdate for the `Date` header.
 fn httpdate(unix: u64) -> String {
     const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
     let days = unix / 86_400;
     let secs = unix % 86_400;
     // Civil from days (H. Hinnant).
@@ -158,6 +198,9 @@ mod tests {
     #[test]
     fn httpdate_formats() {
         assert_eq!(super::httpdate(0), "Thu, 01 Jan 1970 00:00:00 GMT");
-        assert_eq!(super::httpdate(1_795_447_728), "Mon, 23 Nov 2026 15:28:48 GMT");
+        assert_eq!(
+            super::httpdate(1_795_447_728),
+            "Mon, 23 Nov 2026 15:28:48 GMT"
+        );
     }
 }

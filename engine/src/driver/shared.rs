@@ -85,7 +85,9 @@ impl Shared {
                     tracing::debug!(%dest, error = %e, "SIP send failed");
                 }
             }
-            Transport::Tcp => self.tcp.send(dest.addr, bytes::Bytes::copy_from_slice(bytes)),
+            Transport::Tcp => self
+                .tcp
+                .send(dest.addr, bytes::Bytes::copy_from_slice(bytes)),
         }
     }
 }

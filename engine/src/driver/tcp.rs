@@ -74,7 +74,9 @@ impl Connections {
     }
 
     fn connect(&self, addr: SocketAddr, first: Bytes) {
-        let Some(shared) = self.shared.get().and_then(Weak::upgrade) else { return };
+        let Some(shared) = self.shared.get().and_then(Weak::upgrade) else {
+            return;
+        };
         let (tx, rx) = mpsc::channel(QUEUE);
         let _ = tx.try_send(first);
         self.writers.insert(addr, tx.clone());
@@ -83,7 +85,10 @@ impl Connections {
                 Ok(Ok(stream)) => run(shared, stream, addr, tx, rx, None).await,
                 _ => {
                     tracing::info!(%addr, "TCP connect failed");
-                    shared.tcp.writers.remove_if(&addr, |_, w| w.same_channel(&tx));
+                    shared
+                        .tcp
+                        .writers
+                        .remove_if(&addr, |_, w| w.same_channel(&tx));
                 }
             }
         });
@@ -136,7 +141,9 @@ async fn run(
         }
         loop {
             match parse_frame(&mut buf, &limits) {
-                Ok(Some(Frame::Message(msg))) => handle_datagram(&shared, &msg, Endpoint::tcp(addr)).await,
+                Ok(Some(Frame::Message(msg))) => {
+                    handle_datagram(&shared, &msg, Endpoint::tcp(addr)).await
+                }
                 Ok(Some(Frame::KeepAlive)) => {
                     // RFC 5626 §4.4.1: answer a CRLFCRLF ping with a CRLF pong.
                     let _ = tx.try_send(Bytes::from_static(b"\r\n"));
@@ -149,7 +156,10 @@ async fn run(
             }
         }
     }
-    shared.tcp.writers.remove_if(&addr, |_, w| w.same_channel(&tx));
+    shared
+        .tcp
+        .writers
+        .remove_if(&addr, |_, w| w.same_channel(&tx));
     drop(tx);
     write_task.abort();
 }

@@ -46,13 +46,19 @@ impl PortAllocator {
         let first = min + (min % 2);
         let free: VecDeque<u16> = (first..max).step_by(2).collect();
         let total = free.len();
-        PortAllocator { free: Arc::new(Mutex::new(free)), total }
+        PortAllocator {
+            free: Arc::new(Mutex::new(free)),
+            total,
+        }
     }
 
     /// Reserve one pair, or `None` when the range is exhausted.
     pub fn allocate(&self) -> Option<PortPair> {
         let rtp = self.free.lock().ok()?.pop_front()?;
-        Some(PortPair { rtp, pool: self.free.clone() })
+        Some(PortPair {
+            rtp,
+            pool: self.free.clone(),
+        })
     }
 
     /// Reserve `N` pairs at once, or none.
@@ -63,7 +69,10 @@ impl PortAllocator {
         }
         let ports: [u16; N] = std::array::from_fn(|_| q.pop_front().unwrap_or_default());
         drop(q);
-        Some(ports.map(|rtp| PortPair { rtp, pool: self.free.clone() }))
+        Some(ports.map(|rtp| PortPair {
+            rtp,
+            pool: self.free.clone(),
+        }))
     }
 
     /// Pairs currently free.

@@ -92,7 +92,11 @@ pub async fn spawn(ip: IpAddr, a: PortPair, b: PortPair) -> io::Result<RelayHand
     let (control, rx) = mpsc::unbounded_channel();
     let stats = Arc::new(RelayStats::default());
     let task = tokio::spawn(run(sockets, rx, stats.clone(), (a, b)));
-    Ok(RelayHandle { control, stats, task })
+    Ok(RelayHandle {
+        control,
+        stats,
+        task,
+    })
 }
 
 struct Sockets {
@@ -139,7 +143,12 @@ async fn run(
     stats: Arc<RelayStats>,
     _ports: (PortPair, PortPair),
 ) {
-    let mut peers = [Peer::default(), Peer::default(), Peer::default(), Peer::default()];
+    let mut peers = [
+        Peer::default(),
+        Peer::default(),
+        Peer::default(),
+        Peer::default(),
+    ];
     const A_RTP: usize = 0;
     const A_RTCP: usize = 1;
     const B_RTP: usize = 2;
@@ -166,7 +175,11 @@ async fn run(
             r = s.b_rtcp.recv_from(b3) => { let Ok((n, src)) = r else { continue }; (B_RTCP, A_RTCP, n, src, true) }
         };
         let packet = &bufs[from][..len];
-        let valid = if rtcp { is_rtcp(packet) } else { is_rtp(packet) || is_rtcp(packet) };
+        let valid = if rtcp {
+            is_rtcp(packet)
+        } else {
+            is_rtp(packet) || is_rtcp(packet)
+        };
         if !valid || !peers[from].accept(src) {
             stats.dropped.fetch_add(1, Ordering::Relaxed);
             continue;
@@ -186,7 +199,11 @@ async fn run(
             continue;
         }
         if !rtcp {
-            let counter = if from == A_RTP { &stats.a_to_b } else { &stats.b_to_a };
+            let counter = if from == A_RTP {
+                &stats.a_to_b
+            } else {
+                &stats.b_to_a
+            };
             counter.fetch_add(1, Ordering::Relaxed);
         }
     }

@@ -90,7 +90,9 @@ impl Registrar {
     ) -> Result<Vec<Binding>, RegisterError> {
         let call_id = message::call_id(req).unwrap_or_default().to_string();
         let cseq = message::cseq(req).map(|(n, _)| n).unwrap_or(0);
-        let header_expires = req.header_value("Expires").and_then(|v| v.trim().parse::<u64>().ok());
+        let header_expires = req
+            .header_value("Expires")
+            .and_then(|v| v.trim().parse::<u64>().ok());
         let contacts: Vec<String> = req
             .headers
             .iter()
@@ -109,7 +111,9 @@ impl Registrar {
         // Validate everything before changing anything.
         let mut updates = Vec::new();
         for c in &contacts {
-            let uri = message::uri_in_name_addr(c).ok_or(RegisterError::BadContact)?.to_string();
+            let uri = message::uri_in_name_addr(c)
+                .ok_or(RegisterError::BadContact)?
+                .to_string();
             let expires = contact_param(c, "expires")
                 .and_then(|v| v.parse::<u64>().ok())
                 .or(header_expires)
@@ -150,7 +154,12 @@ impl Registrar {
         let mut v: Vec<Binding> = self
             .users
             .get(user)
-            .map(|l| l.iter().filter(|b| b.expires_at > now_unix).cloned().collect())
+            .map(|l| {
+                l.iter()
+                    .filter(|b| b.expires_at > now_unix)
+                    .cloned()
+                    .collect()
+            })
             .unwrap_or_default();
         v.reverse();
         v
@@ -187,7 +196,13 @@ impl Registrar {
 pub fn contact_list(bindings: &[Binding], now_unix: u64) -> Vec<String> {
     bindings
         .iter()
-        .map(|b| format!("<{}>;expires={}", b.contact, b.expires_at.saturating_sub(now_unix)))
+        .map(|b| {
+            format!(
+                "<{}>;expires={}",
+                b.contact,
+                b.expires_at.saturating_sub(now_unix)
+            )
+        })
         .collect()
 }
 
@@ -209,7 +224,10 @@ fn split_contacts(value: &str) -> Vec<String> {
         cur.push(ch);
     }
     out.push(cur);
-    out.into_iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
+    out.into_iter()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
 }
 
 /// A header parameter after the name-addr (`<sip:x>;expires=60` → `60`).
@@ -220,7 +238,9 @@ fn contact_param(contact: &str, name: &str) -> Option<String> {
     };
     params.split(';').find_map(|p| {
         let (k, v) = p.split_once('=')?;
-        k.trim().eq_ignore_ascii_case(name).then(|| v.trim().trim_matches('"').to_string())
+        k.trim()
+            .eq_ignore_ascii_case(name)
+            .then(|| v.trim().trim_matches('"').to_string())
     })
 }
 
@@ -230,7 +250,9 @@ mod tests {
     use rsipstack::sip::SipMessage;
 
     fn register(contact: &str, expires: Option<u64>, cseq: u32) -> Request {
-        let exp = expires.map(|e| format!("Expires: {e}\r\n")).unwrap_or_default();
+        let exp = expires
+            .map(|e| format!("Expires: {e}\r\n"))
+            .unwrap_or_default();
         let text = format!(
             "REGISTER sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 192.168.1.5:5060;branch=z9hG4bKr{cseq}\r\nFrom: <sip:+14155550101@127.0.0.1>;tag=f\r\nTo: <sip:+14155550101@127.0.0.1>\r\nCall-ID: reg-1\r\nCSeq: {cseq} REGISTER\r\nContact: {contact}\r\n{exp}Content-Length: 0\r\n\r\n"
         );
@@ -247,42 +269,96 @@ mod tests {
     #[test]
     fn register_refresh_and_unregister() {
         let mut r = Registrar::new();
-        let b = r.register("+14155550101", &register("<sip:alice@192.168.1.5:5060>", Some(120), 1), src(), 1000).unwrap();
+        let b = r
+            .register(
+                "+14155550101",
+                &register("<sip:alice@192.168.1.5:5060>", Some(120), 1),
+                src(),
+                1000,
+            )
+            .unwrap();
         assert_eq!(b.len(), 1);
         assert_eq!(b[0].expires_at, 1120);
         assert_eq!(b[0].source, src(), "NATed source kept");
         assert_eq!(r.lookup("+14155550101", 1100).len(), 1);
         assert!(r.lookup("+14155550101", 1120).is_empty(), "expired");
         // Refresh with a second contact via the param.
-        r.register("+14155550101", &register("<sip:alice@192.168.1.5:5060>", Some(120), 2), src(), 1000).unwrap();
+        r.register(
+            "+14155550101",
+            &register("<sip:alice@192.168.1.5:5060>", Some(120), 2),
+            src(),
+            1000,
+        )
+        .unwrap();
         let b = r
-            .register("+14155550101", &register("<sip:alice@10.0.0.9:5062>;expires=300", None, 3), src(), 1000)
+            .register(
+                "+14155550101",
+                &register("<sip:alice@10.0.0.9:5062>;expires=300", None, 3),
+                src(),
+                1000,
+            )
             .unwrap();
         assert_eq!(b.len(), 2);
-        assert_eq!(r.lookup("+14155550101", 1000)[0].contact, "sip:alice@10.0.0.9:5062");
+        assert_eq!(
+            r.lookup("+14155550101", 1000)[0].contact,
+            "sip:alice@10.0.0.9:5062"
+        );
         // Unregister one, then all.
-        let b = r.register("+14155550101", &register("<sip:alice@10.0.0.9:5062>", Some(0), 4), src(), 1000).unwrap();
+        let b = r
+            .register(
+                "+14155550101",
+                &register("<sip:alice@10.0.0.9:5062>", Some(0), 4),
+                src(),
+                1000,
+            )
+            .unwrap();
         assert_eq!(b.len(), 1);
-        assert!(r.register("+14155550101", &register("*", Some(0), 5), src(), 1000).unwrap().is_empty());
+        assert!(r
+            .register("+14155550101", &register("*", Some(0), 5), src(), 1000)
+            .unwrap()
+            .is_empty());
         assert!(r.lookup("+14155550101", 1000).is_empty());
     }
 
     #[test]
     fn refusals() {
         let mut r = Registrar::new();
-        let e = r.register("u", &register("<sip:a@h>", Some(10), 1), src(), 0).unwrap_err();
+        let e = r
+            .register("u", &register("<sip:a@h>", Some(10), 1), src(), 0)
+            .unwrap_err();
         assert_eq!(e.status(), 423);
-        assert_eq!(r.register("u", &register("*", Some(60), 1), src(), 0).unwrap_err().status(), 400);
-        r.register("u", &register("<sip:a@h>", Some(60), 5), src(), 0).unwrap();
-        assert_eq!(r.register("u", &register("<sip:a@h>", Some(60), 5), src(), 0).unwrap_err().status(), 500);
+        assert_eq!(
+            r.register("u", &register("*", Some(60), 1), src(), 0)
+                .unwrap_err()
+                .status(),
+            400
+        );
+        r.register("u", &register("<sip:a@h>", Some(60), 5), src(), 0)
+            .unwrap();
+        assert_eq!(
+            r.register("u", &register("<sip:a@h>", Some(60), 5), src(), 0)
+                .unwrap_err()
+                .status(),
+            500
+        );
     }
 
     #[test]
     fn expiry_and_contact_list() {
         let mut r = Registrar::new();
-        let b = r.register("u", &register("<sip:a@h>, \"x,y\" <sip:b@h>", Some(100), 1), src(), 0).unwrap();
+        let b = r
+            .register(
+                "u",
+                &register("<sip:a@h>, \"x,y\" <sip:b@h>", Some(100), 1),
+                src(),
+                0,
+            )
+            .unwrap();
         assert_eq!(b.len(), 2);
-        assert_eq!(contact_list(&b, 40), vec!["<sip:a@h>;expires=60", "<sip:b@h>;expires=60"]);
+        assert_eq!(
+            contact_list(&b, 40),
+            vec!["<sip:a@h>;expires=60", "<sip:b@h>;expires=60"]
+        );
         assert_eq!(r.expire(200), vec!["u".to_string()]);
         assert!(r.lookup("u", 0).is_empty());
     }

@@ -6,7 +6,9 @@ use std::net::SocketAddr;
 use super::transaction::Reliability;
 
 /// A SIP transport.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Transport {
     /// UDP (RFC 3261 §18.1, unreliable: transactions retransmit).
@@ -56,18 +58,29 @@ pub struct Endpoint {
 impl Endpoint {
     /// A UDP endpoint.
     pub fn udp(addr: SocketAddr) -> Self {
-        Endpoint { transport: Transport::Udp, addr }
+        Endpoint {
+            transport: Transport::Udp,
+            addr,
+        }
     }
 
     /// A TCP endpoint.
     pub fn tcp(addr: SocketAddr) -> Self {
-        Endpoint { transport: Transport::Tcp, addr }
+        Endpoint {
+            transport: Transport::Tcp,
+            addr,
+        }
     }
 }
 
 impl fmt::Display for Endpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.transport.via_name().to_ascii_lowercase(), self.addr)
+        write!(
+            f,
+            "{}:{}",
+            self.transport.via_name().to_ascii_lowercase(),
+            self.addr
+        )
     }
 }
 

@@ -54,11 +54,24 @@ impl Call {
     /// version. Returns `None` when the body is not usable SDP.
     pub(super) fn sdp_for(&mut self, to: Leg, body: &[u8]) -> Option<Vec<u8>> {
         let (port, id, version) = match to {
-            Leg::A => (self.setup.a_rtp_port, self.a_sdp_id, &mut self.a_sdp_version),
-            Leg::B => (self.setup.b_rtp_port, self.b_sdp_id, &mut self.b_sdp_version),
+            Leg::A => (
+                self.setup.a_rtp_port,
+                self.a_sdp_id,
+                &mut self.a_sdp_version,
+            ),
+            Leg::B => (
+                self.setup.b_rtp_port,
+                self.b_sdp_id,
+                &mut self.b_sdp_version,
+            ),
         };
         *version += 1;
-        let params = RewriteParams { local_ip: self.setup.local.public_ip, rtp_port: port, session_id: id, session_version: *version };
+        let params = RewriteParams {
+            local_ip: self.setup.local.public_ip,
+            rtp_port: port,
+            session_id: id,
+            session_version: *version,
+        };
         let out = sdp::rewrite(body, &params).ok()?;
         match to {
             Leg::A => self.last_a_sdp = Some(out.clone()),
@@ -76,7 +89,9 @@ impl Call {
 
     /// Whether a mid-call request from `leg` can be relayed now.
     fn can_relay(&self, leg: Leg) -> bool {
-        self.phase == Phase::Confirmed && self.dialog(leg).is_some() && self.dialog(other(leg)).is_some()
+        self.phase == Phase::Confirmed
+            && self.dialog(leg).is_some()
+            && self.dialog(other(leg)).is_some()
     }
 
     /// An in-dialog INVITE from `leg`.
@@ -101,7 +116,8 @@ impl Call {
             return self.answer_invite_locally(leg, req, src, 488, now);
         };
         self.learn_media(leg, &req.body);
-        let mut server = ServerInviteTsx::new(req, src.transport.reliability(), self.setup.timers, now);
+        let mut server =
+            ServerInviteTsx::new(req, src.transport.reliability(), self.setup.timers, now);
         let trying = message::response(server.request(), 100, None, &[], None);
         let _ = server.respond(trying, now);
         let client_dest = self.leg_dest(to);
@@ -117,7 +133,12 @@ impl Call {
             Some(("application/sdp", body)),
         );
         let client_cseq = message::cseq(&invite).map(|(n, _)| n).unwrap_or(0);
-        let client = ClientInviteTsx::new(invite, client_dest.transport.reliability(), self.setup.timers, now);
+        let client = ClientInviteTsx::new(
+            invite,
+            client_dest.transport.reliability(),
+            self.setup.timers,
+            now,
+        );
         self.relayed_invites.push(RelayedInvite {
             from: leg,
             server,
@@ -131,7 +152,13 @@ impl Call {
     }
 
     /// An in-dialog UPDATE or INFO from `leg`.
-    pub(super) fn on_mid_call_request(&mut self, leg: Leg, req: Request, src: Endpoint, now: Instant) {
+    pub(super) fn on_mid_call_request(
+        &mut self,
+        leg: Leg,
+        req: Request,
+        src: Endpoint,
+        now: Instant,
+    ) {
         if self.dialog(leg).is_none() {
             return self.answer_non_invite(leg, req, src, 481, now);
         }
@@ -147,14 +174,17 @@ impl Call {
             self.learn_media(leg, &req.body);
             Some(("application/sdp".to_string(), b))
         } else if !req.body.is_empty() {
-            let ct = req.header_value("Content-Type").unwrap_or_else(|| "application/octet-stream".into());
+            let ct = req
+                .header_value("Content-Type")
+                .unwrap_or_else(|| "application/octet-stream".into());
             Some((ct, req.body.clone()))
         } else {
             None
         };
         let server_dest = response_endpoint(&req, src);
         let method = req.method;
-        let server = ServerNonInviteTsx::new(req, src.transport.reliability(), self.setup.timers, now);
+        let server =
+            ServerNonInviteTsx::new(req, src.transport.reliability(), self.setup.timers, now);
         let client_dest = self.leg_dest(to);
         let contact = outbound::contact(&self.setup.local, &self.setup.masked);
         let sent_by = self.setup.local.sent_by.clone();
@@ -167,13 +197,29 @@ impl Call {
             Some(&contact),
             body.as_ref().map(|(ct, b)| (ct.as_str(), b.clone())),
         );
-        let client = ClientNonInviteTsx::new(relayed, client_dest.transport.reliability(), self.setup.timers, now);
-        self.relayed_nits.push(RelayedNonInvite { from: leg, server, server_dest, client, client_dest, answered: false });
+        let client = ClientNonInviteTsx::new(
+            relayed,
+            client_dest.transport.reliability(),
+            self.setup.timers,
+            now,
+        );
+        self.relayed_nits.push(RelayedNonInvite {
+            from: leg,
+            server,
+            server_dest,
+            client,
+            client_dest,
+            answered: false,
+        });
     }
 
     /// An ACK from `leg` for a relayed re-INVITE's 2xx; false if none matched.
     pub(super) fn ack_relayed(&mut self, leg: Leg, cseq: Option<u32>, now: Instant) -> bool {
-        match self.relayed_invites.iter_mut().find(|r| r.from == leg && Some(r.server_cseq) == cseq) {
+        match self
+            .relayed_invites
+            .iter_mut()
+            .find(|r| r.from == leg && Some(r.server_cseq) == cseq)
+        {
             Some(r) => {
                 r.server.ack_received(now);
                 true
@@ -183,7 +229,13 @@ impl Call {
     }
 
     /// A response from `leg` to a relayed request; false if none matched.
-    pub(super) fn on_relayed_response(&mut self, leg: Leg, branch: Option<&str>, resp: &Response, now: Instant) -> bool {
+    pub(super) fn on_relayed_response(
+        &mut self,
+        leg: Leg,
+        branch: Option<&str>,
+        resp: &Response,
+        now: Instant,
+    ) -> bool {
         if let Some(r) = self
             .relayed_invites
             .iter_mut()
@@ -209,18 +261,29 @@ impl Call {
         let mut finals: Vec<(usize, Response)> = Vec::new();
         for (i, r) in self.relayed_invites.iter_mut().enumerate() {
             while let Some(bytes) = r.server.poll_transmit() {
-                self.out.push_back(CallOutput::Send { dest: r.server_dest, bytes });
+                self.out.push_back(CallOutput::Send {
+                    dest: r.server_dest,
+                    bytes,
+                });
             }
             while let Some(bytes) = r.client.poll_transmit() {
-                self.out.push_back(CallOutput::Send { dest: r.client_dest, bytes });
+                self.out.push_back(CallOutput::Send {
+                    dest: r.client_dest,
+                    bytes,
+                });
             }
             while r.server.poll_event().is_some() {}
             while let Some(ev) = r.client.poll_event() {
                 match ev {
-                    ClientEvent::Response(resp) if resp.status_code.code() >= 200 => finals.push((i, resp)),
+                    ClientEvent::Response(resp) if resp.status_code.code() >= 200 => {
+                        finals.push((i, resp))
+                    }
                     ClientEvent::Response(_) => {}
                     ClientEvent::Timeout => {
-                        finals.push((i, message::response(r.client.request(), 408, None, &[], None)));
+                        finals.push((
+                            i,
+                            message::response(r.client.request(), 408, None, &[], None),
+                        ));
                     }
                 }
             }
@@ -231,17 +294,28 @@ impl Call {
         let mut nit_finals: Vec<(usize, Response)> = Vec::new();
         for (i, r) in self.relayed_nits.iter_mut().enumerate() {
             while let Some(bytes) = r.server.poll_transmit() {
-                self.out.push_back(CallOutput::Send { dest: r.server_dest, bytes });
+                self.out.push_back(CallOutput::Send {
+                    dest: r.server_dest,
+                    bytes,
+                });
             }
             while let Some(bytes) = r.client.poll_transmit() {
-                self.out.push_back(CallOutput::Send { dest: r.client_dest, bytes });
+                self.out.push_back(CallOutput::Send {
+                    dest: r.client_dest,
+                    bytes,
+                });
             }
             while let Some(ev) = r.client.poll_event() {
                 match ev {
-                    ClientEvent::Response(resp) if resp.status_code.code() >= 200 => nit_finals.push((i, resp)),
+                    ClientEvent::Response(resp) if resp.status_code.code() >= 200 => {
+                        nit_finals.push((i, resp))
+                    }
                     ClientEvent::Response(_) => {}
                     ClientEvent::Timeout => {
-                        nit_finals.push((i, message::response(r.client.request(), 408, None, &[], None)));
+                        nit_finals.push((
+                            i,
+                            message::response(r.client.request(), 408, None, &[], None),
+                        ));
                     }
                 }
             }
@@ -252,27 +326,46 @@ impl Call {
         // Final responses just queued by finish_relayed_*.
         for r in &mut self.relayed_invites {
             while let Some(bytes) = r.server.poll_transmit() {
-                self.out.push_back(CallOutput::Send { dest: r.server_dest, bytes });
+                self.out.push_back(CallOutput::Send {
+                    dest: r.server_dest,
+                    bytes,
+                });
             }
         }
         for r in &mut self.relayed_nits {
             while let Some(bytes) = r.server.poll_transmit() {
-                self.out.push_back(CallOutput::Send { dest: r.server_dest, bytes });
+                self.out.push_back(CallOutput::Send {
+                    dest: r.server_dest,
+                    bytes,
+                });
             }
         }
-        self.relayed_invites.retain(|r| !(r.answered && r.server.is_terminated() && r.client.is_terminated()));
-        self.relayed_nits.retain(|r| !(r.answered && r.server.is_terminated() && r.client.is_terminated()));
+        self.relayed_invites
+            .retain(|r| !(r.answered && r.server.is_terminated() && r.client.is_terminated()));
+        self.relayed_nits
+            .retain(|r| !(r.answered && r.server.is_terminated() && r.client.is_terminated()));
     }
 
     fn finish_relayed_invite(&mut self, i: usize, resp: Response, now: Instant) {
-        let Some(r) = self.relayed_invites.get(i) else { return };
-        let (from, to, client_cseq, client_dest) = (r.from, other(r.from), r.client_cseq, r.client_dest);
+        let Some(r) = self.relayed_invites.get(i) else {
+            return;
+        };
+        let (from, to, client_cseq, client_dest) =
+            (r.from, other(r.from), r.client_cseq, r.client_dest);
         let status = resp.status_code.code();
         if (200..300).contains(&status) {
             // ACK every 2xx (retransmissions too) on the far leg.
             if let Some(d) = self.dialog(to) {
-                let ack = d.ack_for_2xx(client_cseq, &self.setup.local.sent_by, client_dest.transport.via_name(), &ids::new_branch());
-                self.out.push_back(CallOutput::Send { dest: client_dest, bytes: bytes::Bytes::from(ack.to_bytes()) });
+                let ack = d.ack_for_2xx(
+                    client_cseq,
+                    &self.setup.local.sent_by,
+                    client_dest.transport.via_name(),
+                    &ids::new_branch(),
+                );
+                self.out.push_back(CallOutput::Send {
+                    dest: client_dest,
+                    bytes: bytes::Bytes::from(ack.to_bytes()),
+                });
             }
         }
         if self.relayed_invites.get(i).is_some_and(|r| r.answered) {
@@ -285,15 +378,29 @@ impl Call {
             None
         };
         let contact = outbound::contact(&self.setup.local, &self.setup.masked);
-        let extra = if (200..300).contains(&status) { vec![("Contact", contact), ("Allow", ALLOW.to_string())] } else { vec![] };
-        let Some(r) = self.relayed_invites.get_mut(i) else { return };
+        let extra = if (200..300).contains(&status) {
+            vec![("Contact", contact), ("Allow", ALLOW.to_string())]
+        } else {
+            vec![]
+        };
+        let Some(r) = self.relayed_invites.get_mut(i) else {
+            return;
+        };
         r.answered = true;
-        let reply = message::response(r.server.request(), status, None, &extra, body.map(|b| ("application/sdp", b)));
+        let reply = message::response(
+            r.server.request(),
+            status,
+            None,
+            &extra,
+            body.map(|b| ("application/sdp", b)),
+        );
         let _ = r.server.respond(reply, now);
     }
 
     fn finish_relayed_nit(&mut self, i: usize, resp: Response, now: Instant) {
-        let Some(r) = self.relayed_nits.get(i) else { return };
+        let Some(r) = self.relayed_nits.get(i) else {
+            return;
+        };
         if r.answered {
             return;
         }
@@ -301,25 +408,44 @@ impl Call {
         let status = resp.status_code.code();
         let body = if message::has_sdp(&resp, &resp.body) {
             self.learn_media(other(from), &resp.body);
-            self.sdp_for(from, &resp.body.clone()).map(|b| ("application/sdp".to_string(), b))
+            self.sdp_for(from, &resp.body.clone())
+                .map(|b| ("application/sdp".to_string(), b))
         } else if !resp.body.is_empty() {
-            let ct = resp.header_value("Content-Type").unwrap_or_else(|| "application/octet-stream".into());
+            let ct = resp
+                .header_value("Content-Type")
+                .unwrap_or_else(|| "application/octet-stream".into());
             Some((ct, resp.body.clone()))
         } else {
             None
         };
-        let Some(r) = self.relayed_nits.get_mut(i) else { return };
+        let Some(r) = self.relayed_nits.get_mut(i) else {
+            return;
+        };
         r.answered = true;
-        let reply = message::response(r.server.request(), status, None, &[], body.as_ref().map(|(ct, b)| (ct.as_str(), b.clone())));
+        let reply = message::response(
+            r.server.request(),
+            status,
+            None,
+            &[],
+            body.as_ref().map(|(ct, b)| (ct.as_str(), b.clone())),
+        );
         let _ = r.server.respond(reply, now);
     }
 
     /// Answer a re-INVITE here: `200` with the SDP this leg last got from us
     /// (a session refresh), or an error status.
-    fn answer_invite_locally(&mut self, leg: Leg, req: Request, src: Endpoint, status: u16, now: Instant) {
+    fn answer_invite_locally(
+        &mut self,
+        leg: Leg,
+        req: Request,
+        src: Endpoint,
+        status: u16,
+        now: Instant,
+    ) {
         let dest = response_endpoint(&req, src);
         let cseq = message::cseq(&req).map(|(n, _)| n).unwrap_or(0);
-        let mut tsx = ServerInviteTsx::new(req, src.transport.reliability(), self.setup.timers, now);
+        let mut tsx =
+            ServerInviteTsx::new(req, src.transport.reliability(), self.setup.timers, now);
         let body = if status == 200 {
             match leg {
                 Leg::A => self.last_a_sdp.clone(),
@@ -329,8 +455,18 @@ impl Call {
             None
         };
         let contact = outbound::contact(&self.setup.local, &self.setup.masked);
-        let extra = if status == 200 { vec![("Contact", contact), ("Allow", ALLOW.to_string())] } else { vec![] };
-        let resp = message::response(tsx.request(), status, None, &extra, body.map(|b| ("application/sdp", b)));
+        let extra = if status == 200 {
+            vec![("Contact", contact), ("Allow", ALLOW.to_string())]
+        } else {
+            vec![]
+        };
+        let resp = message::response(
+            tsx.request(),
+            status,
+            None,
+            &extra,
+            body.map(|b| ("application/sdp", b)),
+        );
         let _ = tsx.respond(resp, now);
         while let Some(bytes) = tsx.poll_transmit() {
             self.out.push_back(CallOutput::Send { dest, bytes });

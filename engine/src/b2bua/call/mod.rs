@@ -37,8 +37,8 @@ use crate::sip::ids;
 use crate::sip::message;
 use crate::sip::q850::{self, Cause};
 use crate::sip::transaction::{
-    build_cancel, ClientEvent, ClientInviteTsx, ClientNonInviteTsx, ServerEvent,
-    ServerInviteTsx, ServerNonInviteTsx, TimerConfig,
+    build_cancel, ClientEvent, ClientInviteTsx, ClientNonInviteTsx, ServerEvent, ServerInviteTsx,
+    ServerNonInviteTsx, TimerConfig,
 };
 
 /// Which leg a message belongs to.
@@ -203,7 +203,12 @@ pub enum CallError {
 impl Call {
     /// Start a call for an admitted A-leg INVITE received from `src`:
     /// answers 100 Trying and sends the B-leg INVITE.
-    pub fn new(setup: CallSetup, invite: Request, src: Endpoint, now: Instant) -> Result<Call, CallError> {
+    pub fn new(
+        setup: CallSetup,
+        invite: Request,
+        src: Endpoint,
+        now: Instant,
+    ) -> Result<Call, CallError> {
         let a_dest = response_endpoint(&invite, src);
         let a_media = sdp::remote_media(&invite.body)?;
         let b_sdp_id: u64 = rand::random::<u32>().into();
@@ -237,10 +242,16 @@ impl Call {
             sdp: offer.clone(),
         })
         .map_err(|e| CallError::Build(e.to_string()))?;
-        let mut a_tsx = ServerInviteTsx::new(invite, src.transport.reliability(), setup.timers, now);
+        let mut a_tsx =
+            ServerInviteTsx::new(invite, src.transport.reliability(), setup.timers, now);
         let trying = message::response(a_tsx.request(), 100, None, &[], None);
         let _ = a_tsx.respond(trying, now);
-        let b_tsx = ClientInviteTsx::new(b_invite, setup.b_dest.transport.reliability(), setup.timers, now);
+        let b_tsx = ClientInviteTsx::new(
+            b_invite,
+            setup.b_dest.transport.reliability(),
+            setup.timers,
+            now,
+        );
         let mut call = Call {
             ring_deadline: Some(now + setup.ring_timeout),
             phase: Phase::Calling,
@@ -291,10 +302,15 @@ impl Call {
 
     /// Earliest time [`Call::on_timeout`] must be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let mut t = [self.a_tsx.poll_timeout(), self.b_tsx.poll_timeout(), self.ring_deadline, self.linger_deadline]
-            .into_iter()
-            .flatten()
-            .min();
+        let mut t = [
+            self.a_tsx.poll_timeout(),
+            self.b_tsx.poll_timeout(),
+            self.ring_deadline,
+            self.linger_deadline,
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         for n in &self.client_nits {
             t = min_opt(t, n.tsx.poll_timeout());
         }
@@ -411,10 +427,14 @@ impl Call {
     fn on_request(&mut self, leg: Leg, req: Request, src: Endpoint, now: Instant) {
         let branch = message::top_via_branch(&req);
         match (leg, req.method) {
-            (Leg::A, Method::Invite) if branch.as_deref() == Some(self.a_tsx.key().branch.as_str()) => {
+            (Leg::A, Method::Invite)
+                if branch.as_deref() == Some(self.a_tsx.key().branch.as_str()) =>
+            {
                 self.a_tsx.on_request(req, now)
             }
-            (Leg::A, Method::Ack) if branch.as_deref() == Some(self.a_tsx.key().branch.as_str()) => {
+            (Leg::A, Method::Ack)
+                if branch.as_deref() == Some(self.a_tsx.key().branch.as_str()) =>
+            {
                 self.a_tsx.on_request(req, now)
             }
             (_, Method::Ack) => self.on_ack(leg, &req, now),
@@ -443,7 +463,11 @@ impl Call {
         if self.ack_relayed(leg, cseq, now) {
             return;
         }
-        if let Some(r) = self.reinvites.iter_mut().find(|(l, c, _, _)| *l == leg && Some(*c) == cseq) {
+        if let Some(r) = self
+            .reinvites
+            .iter_mut()
+            .find(|(l, c, _, _)| *l == leg && Some(*c) == cseq)
+        {
             r.3.ack_received(now);
             return;
         }
@@ -456,7 +480,8 @@ impl Call {
 
     fn on_cancel(&mut self, req: Request, src: Endpoint, now: Instant) {
         // A CANCEL matches the INVITE by branch (RFC 3261 §9.2).
-        let matches = message::top_via_branch(&req).as_deref() == Some(self.a_tsx.key().branch.as_str());
+        let matches =
+            message::top_via_branch(&req).as_deref() == Some(self.a_tsx.key().branch.as_str());
         if !matches {
             self.answer_non_invite(Leg::A, req, src, 481, now);
             return;
@@ -487,7 +512,11 @@ impl Call {
         if self.phase != Phase::Ended {
             let other = other(leg);
             self.bye(other, Some(cause), now);
-            let by = if leg == Leg::A { HangupBy::A } else { HangupBy::B };
+            let by = if leg == Leg::A {
+                HangupBy::A
+            } else {
+                HangupBy::B
+            };
             self.ended(cause, Some(200), by, now);
         }
     }
@@ -499,10 +528,22 @@ impl Call {
         }
     }
 
-    fn answer_non_invite(&mut self, leg: Leg, req: Request, src: Endpoint, status: u16, now: Instant) {
+    fn answer_non_invite(
+        &mut self,
+        leg: Leg,
+        req: Request,
+        src: Endpoint,
+        status: u16,
+        now: Instant,
+    ) {
         let dest = response_endpoint(&req, src);
-        let mut tsx = ServerNonInviteTsx::new(req, src.transport.reliability(), self.setup.timers, now);
-        let extra = if status == 405 { vec![("Allow", ALLOW.to_string())] } else { vec![] };
+        let mut tsx =
+            ServerNonInviteTsx::new(req, src.transport.reliability(), self.setup.timers, now);
+        let extra = if status == 405 {
+            vec![("Allow", ALLOW.to_string())]
+        } else {
+            vec![]
+        };
         let resp = message::response(tsx.request(), status, None, &extra, None);
         let _ = tsx.respond(resp, now);
         while let Some(bytes) = tsx.poll_transmit() {
@@ -512,9 +553,14 @@ impl Call {
     }
 
     fn on_response(&mut self, leg: Leg, resp: Response, now: Instant) {
-        let Some((_, method)) = message::cseq(&resp) else { return };
+        let Some((_, method)) = message::cseq(&resp) else {
+            return;
+        };
         let branch = message::top_via_branch(&resp);
-        if leg == Leg::B && method == Method::Invite && branch.as_deref() == Some(self.b_tsx.key().branch.as_str()) {
+        if leg == Leg::B
+            && method == Method::Invite
+            && branch.as_deref() == Some(self.b_tsx.key().branch.as_str())
+        {
             self.b_tsx.on_response(resp, now);
             return;
         }
@@ -534,10 +580,16 @@ impl Call {
     fn pump(&mut self, now: Instant) {
         loop {
             while let Some(bytes) = self.a_tsx.poll_transmit() {
-                self.out.push_back(CallOutput::Send { dest: self.a_dest, bytes });
+                self.out.push_back(CallOutput::Send {
+                    dest: self.a_dest,
+                    bytes,
+                });
             }
             while let Some(bytes) = self.b_tsx.poll_transmit() {
-                self.out.push_back(CallOutput::Send { dest: self.setup.b_dest, bytes });
+                self.out.push_back(CallOutput::Send {
+                    dest: self.setup.b_dest,
+                    bytes,
+                });
             }
             let mut a_events = Vec::new();
             while let Some(ev) = self.a_tsx.poll_event() {
@@ -549,13 +601,19 @@ impl Call {
             }
             for n in &mut self.client_nits {
                 while let Some(bytes) = n.tsx.poll_transmit() {
-                    self.out.push_back(CallOutput::Send { dest: n.dest, bytes });
+                    self.out.push_back(CallOutput::Send {
+                        dest: n.dest,
+                        bytes,
+                    });
                 }
                 while n.tsx.poll_event().is_some() {}
             }
             for n in &mut self.server_nits {
                 while let Some(bytes) = n.tsx.poll_transmit() {
-                    self.out.push_back(CallOutput::Send { dest: n.dest, bytes });
+                    self.out.push_back(CallOutput::Send {
+                        dest: n.dest,
+                        bytes,
+                    });
                 }
             }
             for (_, _, dest, r) in &mut self.reinvites {
@@ -586,7 +644,12 @@ impl Call {
             ServerEvent::AckTimeout if self.phase == Phase::Answered => {
                 self.bye(Leg::A, None, now);
                 self.bye(Leg::B, None, now);
-                self.ended(cause_named("RECOVERY_ON_TIMER_EXPIRE"), Some(408), HangupBy::System, now);
+                self.ended(
+                    cause_named("RECOVERY_ON_TIMER_EXPIRE"),
+                    Some(408),
+                    HangupBy::System,
+                    now,
+                );
             }
             _ => {}
         }
@@ -622,7 +685,11 @@ impl Call {
                     self.out.push_back(CallOutput::Event(CallEvent::Ringing));
                 }
                 let body = self.relay_sdp_to_a(&resp);
-                let status = if status == 181 || status == 182 { 180 } else { status };
+                let status = if status == 181 || status == 182 {
+                    180
+                } else {
+                    status
+                };
                 let contact = outbound::contact(&self.setup.local, &self.setup.masked);
                 let resp_a = message::response(
                     self.a_tsx.request(),
@@ -634,7 +701,8 @@ impl Call {
                 let _ = self.a_tsx.respond(resp_a, now);
             }
             200..=299 => self.on_b_answer(resp, now),
-            401 | 407 if self.phase == Phase::Calling && self.retry_b_with_credentials(&resp, now) => {}
+            401 | 407
+                if self.phase == Phase::Calling && self.retry_b_with_credentials(&resp, now) => {}
             _ => {
                 if self.phase != Phase::Calling {
                     return;
@@ -644,7 +712,11 @@ impl Call {
                     .and_then(|r| q850::parse_reason(&r))
                     .unwrap_or_else(|| q850::cause_for_sip_status(status));
                 // Redirects would reveal B's contacts: turn them into 480.
-                let relay = if (300..400).contains(&status) { 480 } else { status };
+                let relay = if (300..400).contains(&status) {
+                    480
+                } else {
+                    status
+                };
                 self.fail_a(relay, cause, now);
                 self.ended(cause, Some(status), HangupBy::B, now);
             }
@@ -655,7 +727,9 @@ impl Call {
     /// INVITE with credentials, next CSeq, new branch. False when there is
     /// nothing to answer with (the failure is then relayed to A).
     fn retry_b_with_credentials(&mut self, resp: &Response, now: Instant) -> bool {
-        let Some(creds) = self.setup.b_credentials.clone() else { return false };
+        let Some(creds) = self.setup.b_credentials.clone() else {
+            return false;
+        };
         if self.b_auth_tried {
             return false;
         }
@@ -669,17 +743,38 @@ impl Call {
             .filter(|h| h.name().eq_ignore_ascii_case(challenge_header))
             .map(|h| h.value().to_string())
             .collect();
-        let Ok(challenge) = auth::pick_challenge(values.iter().map(String::as_str)) else { return false };
+        let Ok(challenge) = auth::pick_challenge(values.iter().map(String::as_str)) else {
+            return false;
+        };
         if creds.realm.as_ref().is_some_and(|r| *r != challenge.realm) {
             return false;
         }
         let uri = self.b_tsx.request().uri.to_string();
-        let value = auth::authorization(&challenge, &creds.username, &creds.password, "INVITE", &uri, &ids::new_tag(), 1);
+        let value = auth::authorization(
+            &challenge,
+            &creds.username,
+            &creds.password,
+            "INVITE",
+            &uri,
+            &ids::new_tag(),
+            1,
+        );
         self.b_invite_cseq += 1;
         self.b_auth_tried = true;
-        let invite = outbound::with_credentials(self.b_tsx.request(), answer_header, value, &ids::new_branch(), self.b_invite_cseq);
+        let invite = outbound::with_credentials(
+            self.b_tsx.request(),
+            answer_header,
+            value,
+            &ids::new_branch(),
+            self.b_invite_cseq,
+        );
         self.b_provisional = false;
-        self.b_tsx = ClientInviteTsx::new(invite, self.setup.b_dest.transport.reliability(), self.setup.timers, now);
+        self.b_tsx = ClientInviteTsx::new(
+            invite,
+            self.setup.b_dest.transport.reliability(),
+            self.setup.timers,
+            now,
+        );
         true
     }
 
@@ -739,8 +834,16 @@ impl Call {
     fn ack_b(&mut self, _now: Instant) {
         let Some(d) = &self.b_dialog else { return };
         let transport = self.setup.b_dest.transport.via_name();
-        let ack = d.ack_for_2xx(self.b_invite_cseq, &self.setup.local.sent_by, transport, &ids::new_branch());
-        self.out.push_back(CallOutput::Send { dest: self.setup.b_dest, bytes: Bytes::from(ack.to_bytes()) });
+        let ack = d.ack_for_2xx(
+            self.b_invite_cseq,
+            &self.setup.local.sent_by,
+            transport,
+            &ids::new_branch(),
+        );
+        self.out.push_back(CallOutput::Send {
+            dest: self.setup.b_dest,
+            bytes: Bytes::from(ack.to_bytes()),
+        });
     }
 
     fn fail_a(&mut self, status: u16, cause: Cause, now: Instant) {
@@ -768,8 +871,17 @@ impl Call {
 
     fn send_cancel_b(&mut self, now: Instant) {
         let cancel = build_cancel(self.b_tsx.request());
-        let tsx = ClientNonInviteTsx::new(cancel, self.setup.b_dest.transport.reliability(), self.setup.timers, now);
-        self.client_nits.push(NonInvite { leg: Leg::B, dest: self.setup.b_dest, tsx });
+        let tsx = ClientNonInviteTsx::new(
+            cancel,
+            self.setup.b_dest.transport.reliability(),
+            self.setup.timers,
+            now,
+        );
+        self.client_nits.push(NonInvite {
+            leg: Leg::B,
+            dest: self.setup.b_dest,
+            tsx,
+        });
     }
 
     fn bye(&mut self, leg: Leg, cause: Option<Cause>, now: Instant) {
@@ -779,15 +891,32 @@ impl Call {
             Leg::A => self.a_src,
             Leg::B => self.setup.b_dest,
         };
-        let Some(d) = self.dialog_mut(leg) else { return };
-        let mut bye = d.new_request(Method::Bye, &sent_by, dest.transport.via_name(), &ids::new_branch(), Some(&contact), None);
+        let Some(d) = self.dialog_mut(leg) else {
+            return;
+        };
+        let mut bye = d.new_request(
+            Method::Bye,
+            &sent_by,
+            dest.transport.via_name(),
+            &ids::new_branch(),
+            Some(&contact),
+            None,
+        );
         if let Some(cause) = cause {
             // Keep Content-Length last.
-            bye.headers.retain(|h| !matches!(h, rsipstack::sip::Header::ContentLength(_)));
-            bye.headers.push(rsipstack::sip::headers::make_header("Reason", q850::reason_header(cause)));
-            bye.headers.push(rsipstack::sip::headers::make_header("Content-Length", "0".into()));
+            bye.headers
+                .retain(|h| !matches!(h, rsipstack::sip::Header::ContentLength(_)));
+            bye.headers.push(rsipstack::sip::headers::make_header(
+                "Reason",
+                q850::reason_header(cause),
+            ));
+            bye.headers.push(rsipstack::sip::headers::make_header(
+                "Content-Length",
+                "0".into(),
+            ));
         }
-        let tsx = ClientNonInviteTsx::new(bye, dest.transport.reliability(), self.setup.timers, now);
+        let tsx =
+            ClientNonInviteTsx::new(bye, dest.transport.reliability(), self.setup.timers, now);
         self.client_nits.push(NonInvite { leg, dest, tsx });
     }
 
@@ -823,5 +952,8 @@ fn min_opt(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
 }
 
 fn cause_named(name: &str) -> Cause {
-    q850::by_name(name).unwrap_or(Cause { code: 16, name: "NORMAL_CLEARING" })
+    q850::by_name(name).unwrap_or(Cause {
+        code: 16,
+        name: "NORMAL_CLEARING",
+    })
 }
