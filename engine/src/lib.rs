@@ -22,6 +22,7 @@ pub mod media;
 pub mod routing;
 pub mod sdp;
 pub mod sip;
+pub mod trunks;
 
 pub use driver::engine::{Engine, StartError, Started};
 pub use handle::{

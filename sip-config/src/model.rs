@@ -183,6 +183,20 @@ pub struct TrunkConfig {
     pub password: Option<String>,
     /// Expected realm (any when unset).
     pub realm: Option<String>,
+    /// E.164 prefixes (`"+1"`, `"+4420"`) this trunk carries; empty: any
+    /// number. The longest matching prefix wins, then `priority`.
+    pub prefixes: Vec<String>,
+    /// Lower is tried first among trunks matching the number; a trunk that
+    /// is down (keep-alive) or fails with 408/503 hands over to the next.
+    pub priority: u32,
+    /// Send OPTIONS every this many seconds to mark the trunk up or down;
+    /// 0 (the default) turns keep-alive off: the trunk is then always up.
+    pub options_interval_secs: u64,
+    /// Register Maskline at the carrier (outbound REGISTER with
+    /// `username`/`password`), refreshed before it expires.
+    pub register: bool,
+    /// Expiry asked for in the outbound REGISTER.
+    pub register_expires_secs: u64,
 }
 
 impl Default for TrunkConfig {
@@ -198,6 +212,11 @@ impl Default for TrunkConfig {
             username: None,
             password: None,
             realm: None,
+            prefixes: Vec::new(),
+            priority: 0,
+            options_interval_secs: 0,
+            register: false,
+            register_expires_secs: 3600,
         }
     }
 }
@@ -416,6 +435,11 @@ mod tests {
                 username: None,
                 password: None,
                 realm: None,
+                prefixes: Vec::new(),
+                priority: 0,
+                options_interval_secs: 0,
+                register: false,
+                register_expires_secs: 3600,
             }]
         );
         assert!(c.tenants.is_empty());

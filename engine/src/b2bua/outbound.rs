@@ -48,6 +48,8 @@ pub struct OutboundInvite<'a> {
     pub branch: &'a str,
     /// Transport name for the Via (`UDP`, `TCP`).
     pub transport: &'a str,
+    /// CSeq number (1, or the next after a failed attempt).
+    pub cseq: u32,
     /// Max-Forwards to send.
     pub max_forwards: u8,
     /// Rewritten SDP offer.
@@ -76,7 +78,7 @@ pub fn invite(p: &OutboundInvite<'_>) -> Result<Request, rsipstack::sip::Error> 
         ),
         ("To", format!("<sip:{}@{}>", p.callee, p.target_host)),
         ("Call-ID", p.call_id.to_string()),
-        ("CSeq", "1 INVITE".to_string()),
+        ("CSeq", format!("{} INVITE", p.cseq)),
         ("Contact", contact(p.local, p.caller_id)),
         (
             "P-Asserted-Identity",
@@ -161,6 +163,7 @@ mod tests {
             from_tag: "t1",
             branch: "z9hG4bKabc",
             transport: "UDP",
+            cseq: 1,
             max_forwards: 69,
             sdp: b"v=0\r\n".to_vec(),
         })

@@ -21,6 +21,9 @@ fn a_addr() -> Endpoint {
 fn trunk() -> Endpoint {
     Endpoint::udp("127.0.0.1:5080".parse().unwrap())
 }
+fn backup_trunk() -> Endpoint {
+    Endpoint::udp("127.0.0.1:5090".parse().unwrap())
+}
 
 fn setup() -> CallSetup {
     CallSetup {
@@ -37,6 +40,11 @@ fn setup() -> CallSetup {
             password: "trunk-secret".into(),
             realm: None,
         }),
+        b_alternatives: vec![crate::trunks::TrunkTarget {
+            name: "backup".into(),
+            endpoint: backup_trunk(),
+            credentials: None,
+        }],
         a_rtp_port: 20000,
         b_rtp_port: 20002,
         timers: TimerConfig::default(),
@@ -558,4 +566,21 @@ fn trunk_challenge_is_answered_once_with_credentials() {
         .sent
         .iter()
         .any(|(to, m)| *to == a_addr() && m.starts_with("SIP/2.0 407 ")));
+}
+
+#[test]
+fn unavailable_trunk_fails_over_to_the_next() {
+    let (mut call, now, b_invite) = start();
+    call.on_message(Leg::B, b_response(&b_invite, "503 Service Unavailable", false), trunk(), now);
+    let d = drain(&mut call);
+    assert!(d.sent.iter().all(|(to, _)| *to != a_addr()), "A sees nothing of the failover");
+    let (_, retry) = d.sent.iter().find(|(to, m)| *to == backup_trunk() && m.starts_with("INVITE ")).cloned().unwrap();
+    assert!(retry.starts_with("INVITE sip:+14155550102@127.0.0.1:5090 "), "{retry}");
+    assert!(retry.contains("CSeq: 2 INVITE") && retry.contains("m=audio 20002 "));
+    assert!(!retry.contains(&A_NUMBER[1..]));
+    // The backup answers: the call proceeds normally.
+    call.on_message(Leg::B, b_response(&retry, "200 OK", true), backup_trunk(), now);
+    let d = drain(&mut call);
+    assert!(d.sent.iter().any(|(to, m)| *to == backup_trunk() && m.starts_with("ACK ")));
+    assert!(d.sent.iter().any(|(to, m)| *to == a_addr() && m.starts_with("SIP/2.0 200 ")));
 }

@@ -28,6 +28,7 @@ pub(crate) struct NewCall {
     pub b_dest: Endpoint,
     pub b_request_uri: Option<String>,
     pub b_credentials: Option<crate::b2bua::TrunkCredentials>,
+    pub b_alternatives: Vec<crate::trunks::TrunkTarget>,
     pub a_ports: PortPair,
     pub b_ports: PortPair,
 }
@@ -45,6 +46,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut inbox: mpsc::Receiver<ActorInpu
         b_dest,
         b_request_uri,
         b_credentials,
+        b_alternatives,
         a_ports,
         b_ports,
     } = new;
@@ -65,6 +67,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut inbox: mpsc::Receiver<ActorInpu
         b_dest,
         b_request_uri,
         b_credentials,
+        b_alternatives,
         a_rtp_port: a_ports.rtp(),
         b_rtp_port: b_ports.rtp(),
         timers: shared.settings.timers,

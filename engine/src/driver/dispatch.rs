@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use super::call_actor::{self, NewCall};
 use super::shared::{CallRef, Shared, MAILBOX};
 use crate::b2bua::outbound::ALLOW;
-use crate::b2bua::{Leg, TrunkCredentials};
+use crate::b2bua::Leg;
 use crate::routing::RouteDecision;
 use crate::sip::transport::{response_endpoint, Endpoint};
 use crate::sip::{e164, ids, message, q850};
@@ -118,11 +118,7 @@ async fn reject(shared: &Shared, req: &Request, src: Endpoint, status: u16, caus
 }
 
 fn trusted_source(shared: &Shared, src: Endpoint) -> bool {
-    shared
-        .settings
-        .trunks
-        .iter()
-        .any(|t| t.inbound_cidrs.iter().any(|c| c.contains(src.addr.ip())))
+    shared.trunks.is_trusted_source(src.addr.ip())
 }
 
 async fn admit(shared: &Arc<Shared>, req: Request, src: Endpoint) {
@@ -200,25 +196,15 @@ async fn admit(shared: &Arc<Shared>, req: Request, src: Endpoint) {
             .into_iter()
             .next()
     });
-    let (b_dest, b_request_uri, b_credentials) = match (binding, shared.settings.trunks.first()) {
-        (Some(b), _) => (b.source, Some(b.contact), None),
-        (None, Some(trunk)) => (
-            Endpoint {
-                transport: trunk.transport.into(),
-                addr: trunk.address,
-            },
-            None,
-            trunk
-                .username
-                .clone()
-                .zip(trunk.password.clone())
-                .map(|(username, password)| TrunkCredentials {
-                    username,
-                    password,
-                    realm: trunk.realm.clone(),
-                }),
-        ),
-        (None, None) => return reject(shared, &req, src, 480, Some("NO_ROUTE_DESTINATION")).await,
+    let (b_dest, b_request_uri, b_credentials, b_alternatives) = match binding {
+        Some(b) => (b.source, Some(b.contact), None, Vec::new()),
+        None => {
+            let mut candidates = shared.trunks.candidates(&callee).into_iter();
+            let Some(first) = candidates.next() else {
+                return reject(shared, &req, src, 480, Some("NO_ROUTE_DESTINATION")).await;
+            };
+            (first.endpoint, None, first.credentials, candidates.collect())
+        }
     };
     let (mailbox, inbox) = mpsc::channel(MAILBOX);
     let engine_id = ids::new_engine_call_id();
@@ -264,6 +250,7 @@ async fn admit(shared: &Arc<Shared>, req: Request, src: Endpoint) {
             b_dest,
             b_request_uri,
             b_credentials,
+            b_alternatives,
             a_ports,
             b_ports,
         },

@@ -84,7 +84,6 @@ impl Engine {
             rtp_ip: config.rtp.bind_address.unwrap_or(listen.ip()),
             timers: TimerConfig::default(),
             ring_timeout: Duration::from_secs(config.calls.ring_timeout_secs),
-            trunks: config.trunks.clone(),
             users: config
                 .users
                 .iter()
@@ -108,6 +107,7 @@ impl Engine {
             socket: Arc::new(socket),
             settings,
             routes: routes.clone(),
+            trunks: crate::trunks::Trunks::new(config.trunks.clone()),
             ports: PortAllocator::new(config.rtp.port_min, config.rtp.port_max),
             by_sip_call_id: DashMap::new(),
             by_session: DashMap::new(),

@@ -38,7 +38,6 @@ pub(crate) struct Settings {
     pub rtp_ip: IpAddr,
     pub timers: TimerConfig,
     pub ring_timeout: Duration,
-    pub trunks: Vec<sip_config::TrunkConfig>,
     /// Softphone users: username (E.164) → password.
     pub users: std::collections::HashMap<String, String>,
     /// Digest algorithms offered in challenges.
@@ -56,6 +55,7 @@ pub(crate) struct Shared {
     pub socket: Arc<UdpSocket>,
     pub settings: Settings,
     pub routes: RouteTable,
+    pub trunks: crate::trunks::Trunks,
     pub ports: PortAllocator,
     /// SIP Call-ID → (leg, call).
     pub by_sip_call_id: DashMap<String, (Leg, CallRef)>,

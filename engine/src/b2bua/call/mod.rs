@@ -67,6 +67,9 @@ pub struct CallSetup {
     /// Digest credentials (username, password, expected realm) for when
     /// the trunk challenges the B-leg INVITE with 401/407.
     pub b_credentials: Option<TrunkCredentials>,
+    /// Further trunks to try, in order, when the B leg times out or gets
+    /// 408/503 before ringing.
+    pub b_alternatives: Vec<crate::trunks::TrunkTarget>,
     /// Relay port the A leg sends media to.
     pub a_rtp_port: u16,
     /// Relay port the B leg sends media to.
@@ -171,6 +174,8 @@ pub struct Call {
     b_provisional: bool,
     b_cancel_pending: bool,
     b_invite_cseq: u32,
+    b_from_tag: String,
+    b_max_forwards: u8,
     b_auth_tried: bool,
     // Bookkeeping.
     ringing: bool,
@@ -228,6 +233,7 @@ impl Call {
             .map(|mf| mf.saturating_sub(1).min(70))
             .unwrap_or(70);
         let target_host = setup.b_dest.addr.to_string();
+        let b_from_tag = ids::new_tag();
         let b_invite = outbound::invite(&OutboundInvite {
             local: &setup.local,
             caller_id: &setup.masked,
@@ -235,9 +241,10 @@ impl Call {
             target_host: &target_host,
             request_uri: setup.b_request_uri.as_deref(),
             call_id: &b_call_id,
-            from_tag: &ids::new_tag(),
+            from_tag: &b_from_tag,
             branch: &ids::new_branch(),
             transport: setup.b_dest.transport.via_name(),
+            cseq: 1,
             max_forwards,
             sdp: offer.clone(),
         })
@@ -271,6 +278,8 @@ impl Call {
             b_provisional: false,
             b_cancel_pending: false,
             b_invite_cseq: 1,
+            b_from_tag,
+            b_max_forwards: max_forwards,
             b_auth_tried: false,
             ringing: false,
             answered: false,
@@ -659,6 +668,9 @@ impl Call {
         let resp = match ev {
             ClientEvent::Response(resp) => resp,
             ClientEvent::Timeout => {
+                if self.fail_over_b(now) {
+                    return;
+                }
                 if self.phase == Phase::Calling {
                     let cause = cause_named("RECOVERY_ON_TIMER_EXPIRE");
                     self.fail_a(408, cause, now);
@@ -703,6 +715,7 @@ impl Call {
             200..=299 => self.on_b_answer(resp, now),
             401 | 407
                 if self.phase == Phase::Calling && self.retry_b_with_credentials(&resp, now) => {}
+            408 | 503 if self.fail_over_b(now) => {}
             _ => {
                 if self.phase != Phase::Calling {
                     return;
@@ -775,6 +788,42 @@ impl Call {
             self.setup.timers,
             now,
         );
+        true
+    }
+
+    /// Try the next trunk (same Call-ID and From tag, next CSeq) when the
+    /// current one failed before ringing. False when none is left.
+    fn fail_over_b(&mut self, now: Instant) -> bool {
+        if self.phase != Phase::Calling || self.ringing || self.setup.b_alternatives.is_empty() {
+            return false;
+        }
+        let Some(offer) = self.last_b_sdp.clone() else { return false };
+        let next = self.setup.b_alternatives.remove(0);
+        tracing::info!(trunk = %next.name, "B leg failed; trying the next trunk");
+        self.setup.b_dest = next.endpoint;
+        self.setup.b_credentials = next.credentials;
+        self.setup.b_request_uri = None;
+        self.b_auth_tried = false;
+        self.b_provisional = false;
+        self.b_invite_cseq += 1;
+        let target_host = next.endpoint.addr.to_string();
+        let Ok(invite) = outbound::invite(&OutboundInvite {
+            local: &self.setup.local,
+            caller_id: &self.setup.masked,
+            callee: &self.setup.callee,
+            target_host: &target_host,
+            request_uri: None,
+            call_id: &self.b_call_id,
+            from_tag: &self.b_from_tag,
+            branch: &ids::new_branch(),
+            transport: next.endpoint.transport.via_name(),
+            cseq: self.b_invite_cseq,
+            max_forwards: self.b_max_forwards,
+            sdp: offer,
+        }) else {
+            return false;
+        };
+        self.b_tsx = ClientInviteTsx::new(invite, next.endpoint.transport.reliability(), self.setup.timers, now);
         true
     }
 
