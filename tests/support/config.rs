@@ -32,6 +32,10 @@ pub struct StartOptions {
     pub ring_timeout_secs: u64,
     /// Appended verbatim to the generated TOML.
     pub extra_toml: String,
+    /// The trunk's `transport` (`udp` or `tcp`).
+    pub trunk_transport: String,
+    /// The trunk's digest `username` and `password`, for when it challenges.
+    pub trunk_credentials: Option<(String, String)>,
 }
 
 impl Default for StartOptions {
@@ -41,6 +45,8 @@ impl Default for StartOptions {
             inbound_cidrs: vec!["127.0.0.1/32".into()],
             ring_timeout_secs: 20,
             extra_toml: String::new(),
+            trunk_transport: "udp".into(),
+            trunk_credentials: None,
         }
     }
 }
@@ -95,8 +101,9 @@ dir = {recordings}
 [[trunks]]
 name = "carrier"
 address = "127.0.0.1:{trunk}"
-transport = "udp"
+transport = {trunk_transport}
 inbound_cidrs = {cidrs}
+{trunk_auth}
 
 [[tenants]]
 name = "e2e"
@@ -117,6 +124,10 @@ ring_timeout_secs = {ring}
             numbers = list(&self.numbers),
             ring = self.ring_timeout_secs,
             extra = self.extra_toml,
+            trunk_transport = quoted(&self.trunk_transport),
+            trunk_auth = self.trunk_credentials.as_ref().map_or_else(String::new, |(u, p)| {
+                format!("username = {}\npassword = {}", quoted(u), quoted(p))
+            }),
         )
     }
 }
@@ -150,6 +161,38 @@ mod tests {
             "ring_timeout_secs = 20".to_string(),
         ] {
             assert!(text.contains(&needle), "missing `{needle}` in\n{text}");
+        }
+    }
+
+    #[test]
+    fn render_sets_trunk_transport_and_credentials() {
+        let ports = match PortBlock::allocate() {
+            Ok(p) => p,
+            Err(e) => panic!("{e}"),
+        };
+        let trunk_of = |text: &str| -> String {
+            text.split("[[trunks]]")
+                .nth(1)
+                .and_then(|t| t.split("[[tenants]]").next())
+                .unwrap_or_default()
+                .to_string()
+        };
+        let plain = trunk_of(&StartOptions::default().render(&ports, Path::new("/tmp/x")));
+        assert!(plain.contains("transport = \"udp\"\n"), "{plain}");
+        assert!(!plain.contains("username ="), "{plain}");
+        let text = StartOptions {
+            trunk_transport: "tcp".into(),
+            trunk_credentials: Some(("maskline".into(), "trunk-secret".into())),
+            ..StartOptions::default()
+        }
+        .render(&ports, Path::new("/tmp/x"));
+        let trunk = trunk_of(&text);
+        for needle in [
+            "transport = \"tcp\"\n",
+            "username = \"maskline\"\n",
+            "password = \"trunk-secret\"\n",
+        ] {
+            assert!(trunk.contains(needle), "missing `{needle}` in the trunk:\n{text}");
         }
     }
 }

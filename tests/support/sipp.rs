@@ -33,6 +33,8 @@ pub struct SippOptions {
     pub keys: Vec<(String, String)>,
     /// SIPp's own global timeout (`-timeout`, with `-timeout_error`).
     pub timeout_secs: u32,
+    /// SIP over TCP, one connection (`-t t1`) instead of UDP.
+    pub tcp: bool,
 }
 
 impl SippOptions {
@@ -53,6 +55,7 @@ impl SippOptions {
             service: Some(service.to_string()),
             keys: Vec::new(),
             timeout_secs: 20,
+            tcp: false,
         }
     }
 
@@ -70,7 +73,14 @@ impl SippOptions {
             service: None,
             keys: Vec::new(),
             timeout_secs: 20,
+            tcp: false,
         }
+    }
+
+    /// Runs over TCP (`-t t1`).
+    pub fn over_tcp(mut self) -> Self {
+        self.tcp = true;
+        self
     }
 
     /// Adds `-key name value`.
@@ -97,6 +107,7 @@ pub struct Sipp {
     name: String,
     ip: IpAddr,
     port: u16,
+    tcp: bool,
     messages: PathBuf,
     errors: PathBuf,
     screen: PathBuf,
@@ -153,6 +164,9 @@ impl Sipp {
         if let Some(service) = &opts.service {
             cmd.args(["-s", service]);
         }
+        if opts.tcp {
+            cmd.args(["-t", "t1"]);
+        }
         for (k, v) in &opts.keys {
             cmd.args(["-key", k, v]);
         }
@@ -174,6 +188,7 @@ impl Sipp {
             name: name.to_string(),
             ip: opts.ip,
             port: opts.ports.sip,
+            tcp: opts.tcp,
             messages,
             errors,
             screen,
@@ -183,7 +198,7 @@ impl Sipp {
     /// Waits (bounded) until SIPp has bound its SIP port, so that a UAS is
     /// there before Maskline sends it anything.
     pub async fn wait_listening(&mut self, within: Duration) -> Result<()> {
-        let (ip, port) = (self.ip, self.port);
+        let (ip, port, tcp) = (self.ip, self.port, self.tcp);
         let what = format!("SIPp `{}` to bind {ip}:{port}", self.name);
         wait_for(&what, within, || {
             let exited = self
@@ -198,7 +213,11 @@ impl Sipp {
                         "SIPp exited ({status}) before listening:\n{text}"
                     )));
                 }
-                udp_bound(ip, port)
+                if tcp {
+                    tcp_listening(ip, port)
+                } else {
+                    udp_bound(ip, port)
+                }
             }
         })
         .await
@@ -278,6 +297,32 @@ fn udp_bound(ip: IpAddr, port: u16) -> Result<Option<()>> {
             return false;
         };
         u16::from_str_radix(hex_port, 16).ok() == Some(port)
+            && (hex_ip == want_ip || hex_ip == "00000000")
+    });
+    Ok(found.then_some(()))
+}
+
+/// Whether some TCP socket listens on `ip:port` (or the wildcard), from
+/// `/proc/net/tcp`.
+fn tcp_listening(ip: IpAddr, port: u16) -> Result<Option<()>> {
+    let table = fs::read_to_string("/proc/net/tcp")
+        .map_err(|e| E2eError::io("reading /proc/net/tcp", e))?;
+    let IpAddr::V4(v4) = ip else {
+        return Err(E2eError::Unexpected(
+            "SIPp on IPv6 is not supported here".into(),
+        ));
+    };
+    let want_ip = format!("{:08X}", u32::from_le_bytes(v4.octets()));
+    let found = table.lines().skip(1).any(|line| {
+        let mut fields = line.split_whitespace();
+        let (Some(local), Some(state)) = (fields.nth(1), fields.nth(1)) else {
+            return false;
+        };
+        let Some((hex_ip, hex_port)) = local.split_once(':') else {
+            return false;
+        };
+        state == "0A"
+            && u16::from_str_radix(hex_port, 16).ok() == Some(port)
             && (hex_ip == want_ip || hex_ip == "00000000")
     });
     Ok(found.then_some(()))
@@ -377,6 +422,21 @@ mod tests {
         assert_eq!(udp_bound(lo, port)?, Some(()));
         drop(sock);
         assert_eq!(udp_bound(lo, port)?, None);
+        Ok(())
+    }
+
+    #[test]
+    fn finds_a_listening_tcp_socket() -> Result<()> {
+        let listener =
+            std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| E2eError::io("bind", e))?;
+        let port = listener
+            .local_addr()
+            .map_err(|e| E2eError::io("local_addr", e))?
+            .port();
+        let lo = IpAddr::from([127, 0, 0, 1]);
+        assert_eq!(tcp_listening(lo, port)?, Some(()));
+        drop(listener);
+        assert_eq!(tcp_listening(lo, port)?, None);
         Ok(())
     }
 }

@@ -61,8 +61,19 @@ pub(crate) async fn handle_datagram(shared: &Arc<Shared>, data: &[u8], src: Endp
             .try_send(super::shared::ActorInput::Sip(leg, Box::new(msg), src));
         return;
     }
-    let SipMessage::Request(req) = msg else {
-        return; // stray response
+    let req = match msg {
+        SipMessage::Request(req) => req,
+        SipMessage::Response(ref r) => {
+            // A keep-alive or carrier REGISTER waiting for this (final)
+            // response?
+            if r.status_code.code() < 200 {
+                return;
+            }
+            if let Some((_, waiter)) = shared.pending.remove(&call_id) {
+                let _ = waiter.send(msg);
+            }
+            return;
+        }
     };
     match req.method {
         Method::Invite if message::to_tag(&req).is_none() => admit(shared, req, src).await,

@@ -117,12 +117,14 @@ impl Engine {
             registrar: registrar.clone(),
             registrations: registrations_tx,
             nonce: crate::sip::auth::NonceSecret::random(),
+            pending: DashMap::new(),
         });
         shared.tcp.attach(&shared);
         let (commands, commands_rx) = mpsc::channel(1024);
         tokio::spawn(super::dispatch::receive_loop(shared.clone()));
         tokio::spawn(super::tcp::accept_loop(shared.clone(), tcp));
         tokio::spawn(super::register::sweep_loop(shared.clone()));
+        super::keepalive::spawn_all(&shared);
         tokio::spawn(super::commands::command_loop(shared, commands_rx));
         tracing::info!(%sip_addr, "SIP listening (UDP and TCP)");
         Ok(Started {

@@ -5,6 +5,7 @@ mod call_actor;
 mod commands;
 mod dispatch;
 pub mod engine;
+mod keepalive;
 mod register;
 mod shared;
 mod tcp;

@@ -70,6 +70,8 @@ pub(crate) struct Shared {
     pub registrar: Arc<std::sync::Mutex<crate::sip::registrar::Registrar>>,
     /// Registration changes, for the control plane to store.
     pub registrations: mpsc::UnboundedSender<crate::handle::RegistrationEvent>,
+    /// Out-of-dialog requests waiting for their response, by Call-ID.
+    pub pending: DashMap<String, tokio::sync::oneshot::Sender<rsipstack::sip::SipMessage>>,
     /// Mints and checks digest nonces.
     pub nonce: crate::sip::auth::NonceSecret,
 }

@@ -165,6 +165,11 @@ impl Registrar {
         v
     }
 
+    /// Every live binding of every user.
+    pub fn all(&self, now_unix: u64) -> Vec<Binding> {
+        self.users.values().flatten().filter(|b| b.expires_at > now_unix).cloned().collect()
+    }
+
     /// Put back bindings loaded from the store.
     pub fn restore(&mut self, user: &str, bindings: Vec<Binding>) {
         self.users.insert(user.to_string(), bindings);
