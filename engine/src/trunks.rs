@@ -32,7 +32,10 @@ impl Trunks {
     /// All trunks start up.
     pub fn new(configs: Vec<TrunkConfig>) -> Self {
         let up = configs.iter().map(|_| AtomicBool::new(true)).collect();
-        Trunks { configs: Arc::new(configs), up: Arc::new(up) }
+        Trunks {
+            configs: Arc::new(configs),
+            up: Arc::new(up),
+        }
     }
 
     /// The configurations, in config order.
@@ -42,17 +45,23 @@ impl Trunks {
 
     /// Mark trunk `index` up or down; returns whether it changed.
     pub fn set_up(&self, index: usize, up: bool) -> bool {
-        self.up.get(index).is_some_and(|u| u.swap(up, Ordering::Relaxed) != up)
+        self.up
+            .get(index)
+            .is_some_and(|u| u.swap(up, Ordering::Relaxed) != up)
     }
 
     /// Whether trunk `index` is up.
     pub fn is_up(&self, index: usize) -> bool {
-        self.up.get(index).is_some_and(|u| u.load(Ordering::Relaxed))
+        self.up
+            .get(index)
+            .is_some_and(|u| u.load(Ordering::Relaxed))
     }
 
     /// Whether `ip` may send INVITEs in as a carrier.
     pub fn is_trusted_source(&self, ip: std::net::IpAddr) -> bool {
-        self.configs.iter().any(|t| t.inbound_cidrs.iter().any(|c| c.contains(ip)))
+        self.configs
+            .iter()
+            .any(|t| t.inbound_cidrs.iter().any(|c| c.contains(ip)))
     }
 
     /// Trunks that carry `number` (E.164), best first: longest matching
@@ -68,7 +77,11 @@ impl Trunks {
                 let matched = if t.prefixes.is_empty() {
                     Some(0)
                 } else {
-                    t.prefixes.iter().filter(|p| number.starts_with(p.as_str())).map(|p| p.len()).max()
+                    t.prefixes
+                        .iter()
+                        .filter(|p| number.starts_with(p.as_str()))
+                        .map(|p| p.len())
+                        .max()
                 }?;
                 Some((!self.is_up(i), std::cmp::Reverse(matched), t.priority, i))
             })
@@ -79,10 +92,17 @@ impl Trunks {
             .filter_map(|(_, _, _, i)| self.configs.get(i))
             .map(|t| TrunkTarget {
                 name: t.name.clone(),
-                endpoint: Endpoint { transport: t.transport.into(), addr: t.address },
-                credentials: t.username.clone().zip(t.password.clone()).map(|(username, password)| {
-                    TrunkCredentials { username, password, realm: t.realm.clone() }
-                }),
+                endpoint: Endpoint {
+                    transport: t.transport.into(),
+                    addr: t.address,
+                },
+                credentials: t.username.clone().zip(t.password.clone()).map(
+                    |(username, password)| TrunkCredentials {
+                        username,
+                        password,
+                        realm: t.realm.clone(),
+                    },
+                ),
             })
             .collect()
     }
@@ -115,12 +135,18 @@ mod tests {
             trunk("any", 4, &[], 1),
             trunk("uk", 5, &["+44"], 0),
         ]);
-        assert_eq!(names(&t, "+14155550101"), ["us-ca", "us", "any", "any-backup"]);
+        assert_eq!(
+            names(&t, "+14155550101"),
+            ["us-ca", "us", "any", "any-backup"]
+        );
         assert_eq!(names(&t, "+12125550101"), ["us", "any", "any-backup"]);
         assert_eq!(names(&t, "+33155550101"), ["any", "any-backup"]);
         assert!(t.set_up(2, false));
         assert!(!t.set_up(2, false), "no change");
-        assert_eq!(names(&t, "+14155550101"), ["us", "any", "any-backup", "us-ca"]);
+        assert_eq!(
+            names(&t, "+14155550101"),
+            ["us", "any", "any-backup", "us-ca"]
+        );
     }
 
     #[test]
@@ -129,7 +155,13 @@ mod tests {
         c.username = Some("u".into());
         c.password = Some("p".into());
         let t = Trunks::new(vec![c]);
-        assert_eq!(t.candidates("+1").first().and_then(|c| c.credentials.clone()).map(|c| c.username), Some("u".into()));
+        assert_eq!(
+            t.candidates("+1")
+                .first()
+                .and_then(|c| c.credentials.clone())
+                .map(|c| c.username),
+            Some("u".into())
+        );
         assert!(t.is_trusted_source("127.0.0.1".parse().unwrap()));
         assert!(!t.is_trusted_source("127.0.0.2".parse().unwrap()));
     }

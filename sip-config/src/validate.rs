@@ -174,19 +174,28 @@ fn check_trunks(trunks: &[TrunkConfig], p: &mut Problems) {
         }
         for (j, prefix) in trunk.prefixes.iter().enumerate() {
             let digits = prefix.strip_prefix('+').unwrap_or("");
-            if digits.is_empty() || digits.len() > 15 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            if digits.is_empty() || digits.len() > 15 || !digits.bytes().all(|b| b.is_ascii_digit())
+            {
                 p.add(
                     format!("trunks[{i}].prefixes[{j}]"),
-                    format!("`{prefix}` is not an E.164 prefix; write `+` and 1–15 digits, e.g. \"+1\""),
+                    format!(
+                        "`{prefix}` is not an E.164 prefix; write `+` and 1–15 digits, e.g. \"+1\""
+                    ),
                 );
             }
         }
         if trunk.register {
             if trunk.username.is_none() {
-                p.add(format!("trunks[{i}].register"), "needs trunks[].username and trunks[].password");
+                p.add(
+                    format!("trunks[{i}].register"),
+                    "needs trunks[].username and trunks[].password",
+                );
             }
             if trunk.register_expires_secs < 60 {
-                p.add(format!("trunks[{i}].register_expires_secs"), "must be at least 60");
+                p.add(
+                    format!("trunks[{i}].register_expires_secs"),
+                    "must be at least 60",
+                );
             }
         }
     }

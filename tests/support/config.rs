@@ -36,6 +36,8 @@ pub struct StartOptions {
     pub trunk_transport: String,
     /// The trunk's digest `username` and `password`, for when it challenges.
     pub trunk_credentials: Option<(String, String)>,
+    /// `[[users]]`: softphones allowed to REGISTER, as (username, password).
+    pub users: Vec<(String, String)>,
 }
 
 impl Default for StartOptions {
@@ -47,6 +49,7 @@ impl Default for StartOptions {
             extra_toml: String::new(),
             trunk_transport: "udp".into(),
             trunk_credentials: None,
+            users: Vec::new(),
         }
     }
 }
@@ -113,6 +116,7 @@ numbers = {numbers}
 [calls]
 ring_timeout_secs = {ring}
 {extra}
+{users}
 "#,
             sip = ports.sip(),
             http = ports.http(),
@@ -124,6 +128,12 @@ ring_timeout_secs = {ring}
             numbers = list(&self.numbers),
             ring = self.ring_timeout_secs,
             extra = self.extra_toml,
+            users = self
+                .users
+                .iter()
+                .map(|(u, p)| format!("[[users]]\nusername = {}\npassword = {}\n", quoted(u), quoted(p)))
+                .collect::<Vec<_>>()
+                .join("\n"),
             trunk_transport = quoted(&self.trunk_transport),
             trunk_auth = self.trunk_credentials.as_ref().map_or_else(String::new, |(u, p)| {
                 format!("username = {}\npassword = {}", quoted(u), quoted(p))
@@ -159,6 +169,30 @@ mod tests {
             "inbound_cidrs = [\"127.0.0.1/32\"]".to_string(),
             format!("api_keys = [\"{API_KEY}\"]"),
             "ring_timeout_secs = 20".to_string(),
+        ] {
+            assert!(text.contains(&needle), "missing `{needle}` in\n{text}");
+        }
+    }
+
+    #[test]
+    fn render_lists_users() {
+        let ports = match PortBlock::allocate() {
+            Ok(p) => p,
+            Err(e) => panic!("{e}"),
+        };
+        let plain = StartOptions::default().render(&ports, Path::new("/tmp/x"));
+        assert!(!plain.contains("[[users]]"), "{plain}");
+        let text = StartOptions {
+            users: vec![
+                (PARTY_A.into(), "pw-a".into()),
+                (PARTY_B.into(), "pw-b".into()),
+            ],
+            ..StartOptions::default()
+        }
+        .render(&ports, Path::new("/tmp/x"));
+        for needle in [
+            format!("[[users]]\nusername = \"{PARTY_A}\"\npassword = \"pw-a\"\n"),
+            format!("[[users]]\nusername = \"{PARTY_B}\"\npassword = \"pw-b\"\n"),
         ] {
             assert!(text.contains(&needle), "missing `{needle}` in\n{text}");
         }

@@ -4,7 +4,8 @@
 //! ([`Maskline::start`]) and drives it from the outside only: HTTP through
 //! [`Api`], SIP through an independent raw-socket peer ([`SipPeer`], written
 //! here from scratch, sharing no code with the engine) or through SIPp
-//! ([`Sipp`]), and RTP through [`RtpEndpoint`].
+//! ([`Sipp`]), and RTP through [`RtpEndpoint`]; softphone calls with real
+//! baresip instances ([`Baresip`]) carrying test tones ([`audio`]).
 //!
 //! # Layout
 //! - `error`: [`E2eError`], the one error type of the harness
@@ -15,11 +16,15 @@
 //! - `sip`: the raw SIP peer: message parsing, dialogs, the UDP peer
 //! - `rtp`: an RTP endpoint that sends and checks recognisable payloads
 //! - `sipp`: running the SIPp scenarios of `tests/sipp/`
+//! - `baresip`: a headless baresip softphone driven through `ctrl_tcp`
+//! - `audio`: test tones as WAV files and Goertzel checks of recordings
 //! - `flows`: call set-ups shared by several tests ([`bridge_call`])
 //! - `wait`: bounded polling of a condition ([`wait_for`]) and the overall
 //!   bound of a test ([`bounded`])
 
 mod api;
+pub mod audio;
+pub mod baresip;
 mod config;
 mod error;
 mod flows;
@@ -31,6 +36,7 @@ mod sipp;
 mod wait;
 
 pub use api::{Api, Session};
+pub use baresip::{Account, Baresip, BaresipEvent, SipTransport, SoftphonePorts};
 pub use config::{StartOptions, API_KEY, PARTY_A, PARTY_B, POOL, STRANGER};
 pub use error::{E2eError, Result};
 pub use flows::{bridge_call, dial, BridgedCall, CallEnds};

@@ -571,16 +571,98 @@ fn trunk_challenge_is_answered_once_with_credentials() {
 #[test]
 fn unavailable_trunk_fails_over_to_the_next() {
     let (mut call, now, b_invite) = start();
-    call.on_message(Leg::B, b_response(&b_invite, "503 Service Unavailable", false), trunk(), now);
+    call.on_message(
+        Leg::B,
+        b_response(&b_invite, "503 Service Unavailable", false),
+        trunk(),
+        now,
+    );
     let d = drain(&mut call);
-    assert!(d.sent.iter().all(|(to, _)| *to != a_addr()), "A sees nothing of the failover");
-    let (_, retry) = d.sent.iter().find(|(to, m)| *to == backup_trunk() && m.starts_with("INVITE ")).cloned().unwrap();
-    assert!(retry.starts_with("INVITE sip:+14155550102@127.0.0.1:5090 "), "{retry}");
+    assert!(
+        d.sent.iter().all(|(to, _)| *to != a_addr()),
+        "A sees nothing of the failover"
+    );
+    let (_, retry) = d
+        .sent
+        .iter()
+        .find(|(to, m)| *to == backup_trunk() && m.starts_with("INVITE "))
+        .cloned()
+        .unwrap();
+    assert!(
+        retry.starts_with("INVITE sip:+14155550102@127.0.0.1:5090 "),
+        "{retry}"
+    );
     assert!(retry.contains("CSeq: 2 INVITE") && retry.contains("m=audio 20002 "));
     assert!(!retry.contains(&A_NUMBER[1..]));
     // The backup answers: the call proceeds normally.
-    call.on_message(Leg::B, b_response(&retry, "200 OK", true), backup_trunk(), now);
+    call.on_message(
+        Leg::B,
+        b_response(&retry, "200 OK", true),
+        backup_trunk(),
+        now,
+    );
     let d = drain(&mut call);
-    assert!(d.sent.iter().any(|(to, m)| *to == backup_trunk() && m.starts_with("ACK ")));
-    assert!(d.sent.iter().any(|(to, m)| *to == a_addr() && m.starts_with("SIP/2.0 200 ")));
+    assert!(d
+        .sent
+        .iter()
+        .any(|(to, m)| *to == backup_trunk() && m.starts_with("ACK ")));
+    assert!(d
+        .sent
+        .iter()
+        .any(|(to, m)| *to == a_addr() && m.starts_with("SIP/2.0 200 ")));
+}
+
+#[test]
+fn session_timer_confirmed_and_enforced() {
+    let now = Instant::now();
+    let mut invite = a_invite();
+    for (n, v) in [("Session-Expires", "90"), ("Supported", "timer")] {
+        invite
+            .headers
+            .push_front(rsipstack::sip::headers::make_header(n, v.into()));
+    }
+    let mut call = Call::new(setup(), invite, a_addr(), now).unwrap();
+    let d = drain(&mut call);
+    let (_, b_invite) = d
+        .sent
+        .iter()
+        .find(|(to, m)| *to == trunk() && m.starts_with("INVITE "))
+        .cloned()
+        .unwrap();
+    assert!(
+        !b_invite.contains("Session-Expires"),
+        "the B leg carries no timer of A's"
+    );
+    call.on_message(Leg::B, b_response(&b_invite, "200 OK", true), trunk(), now);
+    let d = drain(&mut call);
+    let (_, ok) = d
+        .sent
+        .iter()
+        .find(|(to, m)| *to == a_addr() && m.starts_with("SIP/2.0 200 "))
+        .cloned()
+        .unwrap();
+    assert_eq!(header(&ok, "Session-Expires"), "90;refresher=uac");
+    assert_eq!(header(&ok, "Require"), "timer");
+    let a_tag = header(&ok, "To").split("tag=").nth(1).unwrap().to_string();
+    call.on_message(Leg::A, a_in_dialog("ACK", 1, &a_tag, None), a_addr(), now);
+    drain(&mut call);
+    // No refresh: before the 90 s run out (at 60 s) both legs get a BYE.
+    call.on_timeout(now + Duration::from_secs(59));
+    assert!(drain(&mut call)
+        .sent
+        .iter()
+        .all(|(_, m)| !m.starts_with("BYE ")));
+    call.on_timeout(now + Duration::from_secs(60));
+    let d = drain(&mut call);
+    assert_eq!(
+        d.sent.iter().filter(|(_, m)| m.starts_with("BYE ")).count(),
+        2
+    );
+    assert!(matches!(
+        d.events.as_slice(),
+        [CallEvent::Hangup {
+            by: crate::HangupBy::System,
+            ..
+        }]
+    ));
 }

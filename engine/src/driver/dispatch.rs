@@ -163,8 +163,21 @@ async fn admit(shared: &Arc<Shared>, req: Request, src: Endpoint) {
                 .map(|t| t.trim().to_string())
                 .collect::<Vec<_>>()
         })
-        .filter(|t| !t.is_empty())
+        .filter(|t| !t.is_empty() && !t.eq_ignore_ascii_case("timer"))
         .collect();
+    if let Some(t) = crate::b2bua::call::session_timer::SessionTimer::from_request(&req) {
+        use crate::b2bua::call::session_timer::MIN_SE;
+        if t.interval < MIN_SE {
+            let resp = message::response(
+                &req,
+                422,
+                Some(&ids::new_tag()),
+                &[("Min-SE", MIN_SE.to_string())],
+                None,
+            );
+            return reply(shared, &req, src, resp).await;
+        }
+    }
     if !required.is_empty() {
         let resp = message::response(
             &req,
@@ -214,7 +227,12 @@ async fn admit(shared: &Arc<Shared>, req: Request, src: Endpoint) {
             let Some(first) = candidates.next() else {
                 return reject(shared, &req, src, 480, Some("NO_ROUTE_DESTINATION")).await;
             };
-            (first.endpoint, None, first.credentials, candidates.collect())
+            (
+                first.endpoint,
+                None,
+                first.credentials,
+                candidates.collect(),
+            )
         }
     };
     let (mailbox, inbox) = mpsc::channel(MAILBOX);

@@ -30,7 +30,11 @@ const REGISTER_RETRY: Duration = Duration::from_secs(30);
 pub(crate) fn spawn_all(shared: &Arc<Shared>) {
     for (index, trunk) in shared.trunks.configs().iter().enumerate() {
         if trunk.options_interval_secs > 0 {
-            tokio::spawn(trunk_options_loop(shared.clone(), index, Duration::from_secs(trunk.options_interval_secs)));
+            tokio::spawn(trunk_options_loop(
+                shared.clone(),
+                index,
+                Duration::from_secs(trunk.options_interval_secs),
+            ));
         }
         if trunk.register {
             tokio::spawn(trunk_register_loop(shared.clone(), index));
@@ -40,7 +44,11 @@ pub(crate) fn spawn_all(shared: &Arc<Shared>) {
 }
 
 /// Send an out-of-dialog request and wait for its final response.
-async fn transact(shared: &Shared, dest: Endpoint, req: rsipstack::sip::Request) -> Option<Response> {
+async fn transact(
+    shared: &Shared,
+    dest: Endpoint,
+    req: rsipstack::sip::Request,
+) -> Option<Response> {
     let call_id = message::call_id(&req)?.to_string();
     let (tx, rx) = oneshot::channel();
     shared.pending.insert(call_id.clone(), tx);
@@ -69,22 +77,46 @@ fn build(shared: &Shared, dest: Endpoint, o: Out<'_>) -> Option<rsipstack::sip::
     let host = uri_host(local.public_ip);
     let dest_host = dest.addr.to_string();
     let mut headers = vec![
-        ("Via", format!("SIP/2.0/{} {};branch={};rport", dest.transport.via_name(), local.sent_by, ids::new_branch())),
+        (
+            "Via",
+            format!(
+                "SIP/2.0/{} {};branch={};rport",
+                dest.transport.via_name(),
+                local.sent_by,
+                ids::new_branch()
+            ),
+        ),
         ("Max-Forwards", "70".to_string()),
-        ("From", format!("<sip:{}@{}>;tag={}", o.from_user, host, o.from_tag)),
+        (
+            "From",
+            format!("<sip:{}@{}>;tag={}", o.from_user, host, o.from_tag),
+        ),
         ("To", format!("<sip:{}@{}>", o.to_user, dest_host)),
         ("Call-ID", o.call_id.to_string()),
         ("CSeq", format!("{} {}", o.cseq, o.method)),
-        ("Contact", format!("<sip:{}@{}>", o.from_user, local.sent_by)),
+        (
+            "Contact",
+            format!("<sip:{}@{}>", o.from_user, local.sent_by),
+        ),
         ("User-Agent", "Maskline".to_string()),
     ];
     headers.extend(o.extra);
-    Some(message::request(o.method, Uri::try_from(o.uri).ok()?, &headers, None))
+    Some(message::request(
+        o.method,
+        Uri::try_from(o.uri).ok()?,
+        &headers,
+        None,
+    ))
 }
 
 async fn trunk_options_loop(shared: Arc<Shared>, index: usize, every: Duration) {
-    let Some(trunk) = shared.trunks.configs().get(index).cloned() else { return };
-    let dest = Endpoint { transport: trunk.transport.into(), addr: trunk.address };
+    let Some(trunk) = shared.trunks.configs().get(index).cloned() else {
+        return;
+    };
+    let dest = Endpoint {
+        transport: trunk.transport.into(),
+        addr: trunk.address,
+    };
     let uri = format!("sip:{}", trunk.address);
     let mut misses = 0u32;
     let mut tick = tokio::time::interval(every);
@@ -95,7 +127,16 @@ async fn trunk_options_loop(shared: Arc<Shared>, index: usize, every: Duration) 
         let Some(req) = build(
             &shared,
             dest,
-            Out { method: Method::Options, uri: &uri, from_user: "maskline", to_user: "ping", call_id: &call_id, from_tag: &tag, cseq: 1, extra: Vec::new() },
+            Out {
+                method: Method::Options,
+                uri: &uri,
+                from_user: "maskline",
+                to_user: "ping",
+                call_id: &call_id,
+                from_tag: &tag,
+                cseq: 1,
+                extra: Vec::new(),
+            },
         ) else {
             return;
         };
@@ -117,9 +158,16 @@ async fn trunk_options_loop(shared: Arc<Shared>, index: usize, every: Duration) 
 }
 
 async fn trunk_register_loop(shared: Arc<Shared>, index: usize) {
-    let Some(trunk) = shared.trunks.configs().get(index).cloned() else { return };
-    let (Some(user), Some(password)) = (trunk.username.clone(), trunk.password.clone()) else { return };
-    let dest = Endpoint { transport: trunk.transport.into(), addr: trunk.address };
+    let Some(trunk) = shared.trunks.configs().get(index).cloned() else {
+        return;
+    };
+    let (Some(user), Some(password)) = (trunk.username.clone(), trunk.password.clone()) else {
+        return;
+    };
+    let dest = Endpoint {
+        transport: trunk.transport.into(),
+        addr: trunk.address,
+    };
     let uri = format!("sip:{}", trunk.address);
     let call_id = ids::new_call_id(&uri_host(shared.settings.local.public_ip));
     let tag = ids::new_tag();
@@ -136,11 +184,22 @@ async fn trunk_register_loop(shared: Arc<Shared>, index: usize) {
             let Some(req) = build(
                 &shared,
                 dest,
-                Out { method: Method::Register, uri: &uri, from_user: &user, to_user: &user, call_id: &call_id, from_tag: &tag, cseq, extra },
+                Out {
+                    method: Method::Register,
+                    uri: &uri,
+                    from_user: &user,
+                    to_user: &user,
+                    call_id: &call_id,
+                    from_tag: &tag,
+                    cseq,
+                    extra,
+                },
             ) else {
                 return;
             };
-            let Some(resp) = transact(&shared, dest, req).await else { break };
+            let Some(resp) = transact(&shared, dest, req).await else {
+                break;
+            };
             match resp.status_code.code() {
                 200..=299 => {
                     let expires = resp
@@ -151,16 +210,32 @@ async fn trunk_register_loop(shared: Arc<Shared>, index: usize) {
                     break;
                 }
                 code @ (401 | 407) if authorization.is_none() => {
-                    let (challenge_h, answer_h) =
-                        if code == 401 { ("WWW-Authenticate", "Authorization") } else { ("Proxy-Authenticate", "Proxy-Authorization") };
+                    let (challenge_h, answer_h) = if code == 401 {
+                        ("WWW-Authenticate", "Authorization")
+                    } else {
+                        ("Proxy-Authenticate", "Proxy-Authorization")
+                    };
                     let values: Vec<String> = resp
                         .headers
                         .iter()
                         .filter(|h| h.name().eq_ignore_ascii_case(challenge_h))
                         .map(|h| h.value().to_string())
                         .collect();
-                    let Ok(ch) = auth::pick_challenge(values.iter().map(String::as_str)) else { break };
-                    authorization = Some((answer_h, auth::authorization(&ch, &user, &password, "REGISTER", &uri, &ids::new_tag(), 1)));
+                    let Ok(ch) = auth::pick_challenge(values.iter().map(String::as_str)) else {
+                        break;
+                    };
+                    authorization = Some((
+                        answer_h,
+                        auth::authorization(
+                            &ch,
+                            &user,
+                            &password,
+                            "REGISTER",
+                            &uri,
+                            &ids::new_tag(),
+                            1,
+                        ),
+                    ));
                 }
                 code => {
                     tracing::warn!(trunk = %trunk.name, status = code, "carrier registration refused");
@@ -202,7 +277,16 @@ async fn nat_keepalive_loop(shared: Arc<Shared>) {
             if let Some(req) = build(
                 &shared,
                 source,
-                Out { method: Method::Options, uri: &contact, from_user: "maskline", to_user: "keepalive", call_id: &call_id, from_tag: &tag, cseq: 1, extra: Vec::new() },
+                Out {
+                    method: Method::Options,
+                    uri: &contact,
+                    from_user: "maskline",
+                    to_user: "keepalive",
+                    call_id: &call_id,
+                    from_tag: &tag,
+                    cseq: 1,
+                    extra: Vec::new(),
+                },
             ) {
                 shared.send(source, &req.to_bytes()).await;
             }

@@ -167,7 +167,12 @@ impl Registrar {
 
     /// Every live binding of every user.
     pub fn all(&self, now_unix: u64) -> Vec<Binding> {
-        self.users.values().flatten().filter(|b| b.expires_at > now_unix).cloned().collect()
+        self.users
+            .values()
+            .flatten()
+            .filter(|b| b.expires_at > now_unix)
+            .cloned()
+            .collect()
     }
 
     /// Put back bindings loaded from the store.

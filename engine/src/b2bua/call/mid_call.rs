@@ -379,7 +379,9 @@ impl Call {
         };
         let contact = outbound::contact(&self.setup.local, &self.setup.masked);
         let extra = if (200..300).contains(&status) {
-            vec![("Contact", contact), ("Allow", ALLOW.to_string())]
+            let mut e = vec![("Contact", contact), ("Allow", ALLOW.to_string())];
+            e.extend(self.session_refreshed(from, now));
+            e
         } else {
             vec![]
         };
@@ -418,6 +420,15 @@ impl Call {
         } else {
             None
         };
+        let is_update = self
+            .relayed_nits
+            .get(i)
+            .is_some_and(|r| r.server.request().method == Method::Update);
+        let extra = if is_update && (200..300).contains(&status) {
+            self.session_refreshed(from, now)
+        } else {
+            Vec::new()
+        };
         let Some(r) = self.relayed_nits.get_mut(i) else {
             return;
         };
@@ -426,10 +437,22 @@ impl Call {
             r.server.request(),
             status,
             None,
-            &[],
+            &extra,
             body.as_ref().map(|(ct, b)| (ct.as_str(), b.clone())),
         );
         let _ = r.server.respond(reply, now);
+    }
+
+    /// A target refresh from `leg` succeeded: when it is A's and A runs a
+    /// session timer, restart it and return the headers confirming it.
+    fn session_refreshed(&mut self, leg: Leg, now: Instant) -> Vec<(&'static str, String)> {
+        match (leg, self.session_timer) {
+            (Leg::A, Some(t)) => {
+                self.session_deadline = Some(t.deadline(now));
+                t.response_headers()
+            }
+            _ => Vec::new(),
+        }
     }
 
     /// Answer a re-INVITE here: `200` with the SDP this leg last got from us
@@ -456,7 +479,9 @@ impl Call {
         };
         let contact = outbound::contact(&self.setup.local, &self.setup.masked);
         let extra = if status == 200 {
-            vec![("Contact", contact), ("Allow", ALLOW.to_string())]
+            let mut e = vec![("Contact", contact), ("Allow", ALLOW.to_string())];
+            e.extend(self.session_refreshed(leg, now));
+            e
         } else {
             vec![]
         };

@@ -26,6 +26,7 @@ use rsipstack::sip::prelude::*;
 use rsipstack::sip::{Method, Request, Response, SipMessage};
 
 mod mid_call;
+pub mod session_timer;
 
 use self::mid_call::{RelayedInvite, RelayedNonInvite};
 use super::outbound::{self, LocalIdentity, OutboundInvite, ALLOW};
@@ -182,6 +183,9 @@ pub struct Call {
     answered: bool,
     hangup_sent: bool,
     ring_deadline: Option<Instant>,
+    /// RFC 4028 timer asked for by A, and when its refresh is overdue.
+    session_timer: Option<session_timer::SessionTimer>,
+    session_deadline: Option<Instant>,
     linger_deadline: Option<Instant>,
     last_a_sdp: Option<Vec<u8>>,
     last_b_sdp: Option<Vec<u8>>,
@@ -249,6 +253,7 @@ impl Call {
             sdp: offer.clone(),
         })
         .map_err(|e| CallError::Build(e.to_string()))?;
+        let session_timer = session_timer::SessionTimer::from_request(&invite);
         let mut a_tsx =
             ServerInviteTsx::new(invite, src.transport.reliability(), setup.timers, now);
         let trying = message::response(a_tsx.request(), 100, None, &[], None);
@@ -261,6 +266,8 @@ impl Call {
         );
         let mut call = Call {
             ring_deadline: Some(now + setup.ring_timeout),
+            session_timer,
+            session_deadline: None,
             phase: Phase::Calling,
             out: VecDeque::new(),
             a_tsx,
@@ -312,6 +319,7 @@ impl Call {
     /// Earliest time [`Call::on_timeout`] must be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let mut t = [
+            self.session_deadline,
             self.a_tsx.poll_timeout(),
             self.b_tsx.poll_timeout(),
             self.ring_deadline,
@@ -367,6 +375,16 @@ impl Call {
             self.relayed_invites.clear();
             self.relayed_nits.clear();
             return;
+        }
+        if self.session_deadline.is_some_and(|d| now >= d) {
+            self.session_deadline = None;
+            if matches!(self.phase, Phase::Answered | Phase::Confirmed) {
+                tracing::info!("session timer expired without refresh");
+                let cause = cause_named("RECOVERY_ON_TIMER_EXPIRE");
+                self.bye(Leg::A, Some(cause), now);
+                self.bye(Leg::B, Some(cause), now);
+                self.ended(cause, Some(200), HangupBy::System, now);
+            }
         }
         if self.ring_deadline.is_some_and(|d| now >= d) {
             self.ring_deadline = None;
@@ -797,7 +815,9 @@ impl Call {
         if self.phase != Phase::Calling || self.ringing || self.setup.b_alternatives.is_empty() {
             return false;
         }
-        let Some(offer) = self.last_b_sdp.clone() else { return false };
+        let Some(offer) = self.last_b_sdp.clone() else {
+            return false;
+        };
         let next = self.setup.b_alternatives.remove(0);
         tracing::info!(trunk = %next.name, "B leg failed; trying the next trunk");
         self.setup.b_dest = next.endpoint;
@@ -823,7 +843,12 @@ impl Call {
         }) else {
             return false;
         };
-        self.b_tsx = ClientInviteTsx::new(invite, next.endpoint.transport.reliability(), self.setup.timers, now);
+        self.b_tsx = ClientInviteTsx::new(
+            invite,
+            next.endpoint.transport.reliability(),
+            self.setup.timers,
+            now,
+        );
         true
     }
 
@@ -858,11 +883,16 @@ impl Call {
             return;
         };
         let contact = outbound::contact(&self.setup.local, &self.setup.masked);
+        let mut extra = vec![("Contact", contact), ("Allow", ALLOW.to_string())];
+        if let Some(t) = self.session_timer {
+            extra.extend(t.response_headers());
+            self.session_deadline = Some(t.deadline(now));
+        }
         let ok = message::response(
             self.a_tsx.request(),
             200,
             Some(&self.a_tag),
-            &[("Contact", contact), ("Allow", ALLOW.to_string())],
+            &extra,
             Some(("application/sdp", body)),
         );
         let _ = self.a_tsx.respond(ok, now);
