@@ -178,7 +178,9 @@ pub enum Command {
         /// Recorded as `hangup_by` on the call.
         by: HangupBy,
     },
-    /// Hang up one call.
+    /// Hang up one call: BYE on answered legs, a final response with the
+    /// cause's SIP status (RFC 3398) and `Reason` to an unanswered caller,
+    /// CANCEL to an unanswered callee. Replies as soon as it is dispatched.
     Hangup {
         /// Engine call id.
         call_id: String,
@@ -186,6 +188,21 @@ pub enum Command {
         cause: String,
         /// Recorded as `hangup_by`.
         by: HangupBy,
+    },
+    /// Answer an inbound call held in control mode: Maskline answers the
+    /// caller itself (200 OK with the relay's SDP). Replies when the caller's
+    /// ACK arrives; on an already answered call it replies at once.
+    Answer {
+        /// Engine call id.
+        call_id: String,
+    },
+    /// Release control: a call held in control mode (ringing, or answered
+    /// by [`Command::Answer`]) goes to the default routing and is bridged
+    /// to the other party; a call already bridging or bridged is hung up
+    /// with `NORMAL_CLEARING`. Replies as soon as it is dispatched.
+    Disconnect {
+        /// Engine call id.
+        call_id: String,
     },
 }
 
@@ -207,6 +224,15 @@ pub enum CommandError {
     /// The engine is shutting down or gone.
     #[error("engine stopped")]
     Stopped,
+    /// The command does not apply to the call in its current state (for
+    /// example `answer` on a call that is being bridged to the other party).
+    #[error("call {call_id} is {state}: the command does not apply")]
+    InvalidState {
+        /// Engine call id.
+        call_id: String,
+        /// The call's state (`bridging`, `ended`, …).
+        state: String,
+    },
 }
 
 pub(crate) type CommandEnvelope = (Command, oneshot::Sender<Result<CommandReply, CommandError>>);

@@ -25,6 +25,10 @@ pub struct Route {
     pub party_b: String,
     /// Whether calls of this session are recorded.
     pub record: bool,
+    /// Inbound calls are held ringing for the control API (`answer`,
+    /// `hangup`, `disconnect`) instead of being bridged at once; with no
+    /// command within `[calls] control_timeout_secs` they are bridged.
+    pub control: bool,
     /// When the session expires (informational for the engine; the control
     /// plane owns TTL timers).
     pub expires_at: SystemTime,
@@ -129,6 +133,7 @@ mod tests {
             party_a: "+14155550101".into(),
             party_b: "+14155550102".into(),
             record: false,
+            control: false,
             expires_at: SystemTime::now(),
         }
     }

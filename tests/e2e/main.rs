@@ -12,6 +12,7 @@ mod rejects;
 mod restart;
 mod robustness;
 mod sessions;
+mod softphones;
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;

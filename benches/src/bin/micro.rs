@@ -138,6 +138,7 @@ fn main() -> ExitCode {
                 party_a: format!("+1415{i:07}"),
                 party_b: format!("+1416{i:07}"),
                 record: false,
+                control: false,
                 expires_at,
             });
         }

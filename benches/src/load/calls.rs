@@ -45,6 +45,7 @@ impl CallSpec {
             party_a: self.party_a.clone(),
             party_b: self.party_b.clone(),
             record: false,
+            control: false,
             expires_at: SystemTime::now() + Duration::from_secs(3600),
         }
     }

@@ -271,6 +271,7 @@ pub fn route_of(row: &SessionRow) -> Route {
         party_a: row.party_a.clone(),
         party_b: row.party_b.clone(),
         record: row.record != 0,
+        control: false,
         expires_at: ms_to_system_time(row.expires_at),
     }
 }

@@ -42,6 +42,9 @@ async fn run(shared: &Shared, command: Command) -> Result<CommandReply, CommandE
                 .ok_or_else(|| CommandError::UnknownCall(call_id.clone()))?;
             hangup(&call, cause, by).await
         }
+        Command::Answer { call_id } | Command::Disconnect { call_id } => {
+            Err(CommandError::InvalidState { call_id, state: "not in control mode".into() })
+        }
     }
 }
 
