@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs, with apt-get, what a fresh Debian machine lacks to build Maskline
 # (`build`: pkg-config, libopus-dev) or to build and test it (`test`: also
-# cmake and SIPp from sip-tester). Does nothing when all is present; uses
-# sudo only when not root. Used by ./run, ./test and .ci/run.
+# cmake, SIPp from sip-tester and the baresip softphone from baresip-core,
+# without the GUI/video extras of the `baresip` metapackage). Does nothing
+# when all is present; uses sudo only when not root. Used by ./run, ./test
+# and .ci/run.
 #
 #   tests/install-deps.sh build|test
 set -uo pipefail
@@ -16,6 +18,7 @@ fi
 if [ "$want" = test ]; then
     command -v cmake >/dev/null 2>&1 || missing+=(cmake)
     command -v sipp >/dev/null 2>&1 || missing+=(sip-tester)
+    command -v baresip >/dev/null 2>&1 || missing+=(baresip-core)
 fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 

@@ -7,6 +7,7 @@
 //! shows the tail of that instance's log (and SIPp's traces where used).
 
 mod calls;
+mod flows;
 mod harness;
 mod rejects;
 mod restart;

@@ -155,8 +155,16 @@ async fn softphones_a_over_udp_calls_b_over_tcp_masked_with_audio_both_ways() ->
         let ml = maskline().await?;
         let mut a = softphone(&ml, "a", 0, TONE_A_HZ).await?;
         let mut b = softphone(&ml, "b", 1, TONE_B_HZ).await?;
-        register_ok(&mut a, &account(&ml, PARTY_A, PASSWORD_A, SipTransport::Udp)).await?;
-        register_ok(&mut b, &account(&ml, PARTY_B, PASSWORD_B, SipTransport::Tcp)).await?;
+        register_ok(
+            &mut a,
+            &account(&ml, PARTY_A, PASSWORD_A, SipTransport::Udp),
+        )
+        .await?;
+        register_ok(
+            &mut b,
+            &account(&ml, PARTY_B, PASSWORD_B, SipTransport::Tcp),
+        )
+        .await?;
         let session = ml.api().create_session(PARTY_A, PARTY_B, None).await?;
         let masked = session.masked_number.clone();
 
@@ -222,7 +230,12 @@ async fn softphone_with_a_wrong_password_is_not_registered() -> Result<()> {
         let ml = maskline().await?;
         let mut a = softphone(&ml, "a", 0, TONE_A_HZ).await?;
         let ev = a
-            .register(&account(&ml, PARTY_A, "not-the-password", SipTransport::Udp))
+            .register(&account(
+                &ml,
+                PARTY_A,
+                "not-the-password",
+                SipTransport::Udp,
+            ))
             .await?;
         assert_eq!(
             ev.kind, "REGISTER_FAIL",
@@ -268,9 +281,6 @@ mod tests {
             Some("UDP 127.0.0.1:5 -> 127.0.0.1:6")
         );
         assert_eq!(transport_of(log, "BYE "), None);
-        assert_eq!(
-            uri_user("sip:+15550000001@127.0.0.1"),
-            Some("15550000001")
-        );
+        assert_eq!(uri_user("sip:+15550000001@127.0.0.1"), Some("15550000001"));
     }
 }

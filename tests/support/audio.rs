@@ -68,7 +68,8 @@ pub fn wav_bytes(pcm: &Pcm) -> Vec<u8> {
 
 /// Writes `pcm` to `path` as a WAV file.
 pub fn write_wav(path: &Path, pcm: &Pcm) -> Result<()> {
-    fs::write(path, wav_bytes(pcm)).map_err(|e| E2eError::io(format!("writing {}", path.display()), e))
+    fs::write(path, wav_bytes(pcm))
+        .map_err(|e| E2eError::io(format!("writing {}", path.display()), e))
 }
 
 fn u16_at(b: &[u8], at: usize) -> Option<u16> {

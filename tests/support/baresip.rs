@@ -460,7 +460,10 @@ mod tests {
             Ok(b) => b,
             Err(e) => panic!("{e}"),
         };
-        let (a, b) = (SoftphonePorts::slot(&block, 0), SoftphonePorts::slot(&block, 1));
+        let (a, b) = (
+            SoftphonePorts::slot(&block, 0),
+            SoftphonePorts::slot(&block, 1),
+        );
         let mut used = vec![a.sip, a.sip + 1, a.ctrl, a.rtp, a.rtp + 1];
         used.extend([b.sip, b.sip + 1, b.ctrl, b.rtp, b.rtp + 1]);
         let mut sorted = used.clone();
@@ -469,7 +472,9 @@ mod tests {
         assert_eq!(sorted.len(), used.len(), "{used:?}");
         assert_eq!(a.rtp % 2, 0);
         assert_eq!(b.rtp % 2, 0);
-        assert!(used.iter().all(|p| (block.peer(0)..=block.rtp(5)).contains(p)));
+        assert!(used
+            .iter()
+            .all(|p| (block.peer(0)..=block.rtp(5)).contains(p)));
     }
 
     #[test]

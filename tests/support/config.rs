@@ -131,13 +131,20 @@ ring_timeout_secs = {ring}
             users = self
                 .users
                 .iter()
-                .map(|(u, p)| format!("[[users]]\nusername = {}\npassword = {}\n", quoted(u), quoted(p)))
+                .map(|(u, p)| format!(
+                    "[[users]]\nusername = {}\npassword = {}\n",
+                    quoted(u),
+                    quoted(p)
+                ))
                 .collect::<Vec<_>>()
                 .join("\n"),
             trunk_transport = quoted(&self.trunk_transport),
-            trunk_auth = self.trunk_credentials.as_ref().map_or_else(String::new, |(u, p)| {
-                format!("username = {}\npassword = {}", quoted(u), quoted(p))
-            }),
+            trunk_auth = self
+                .trunk_credentials
+                .as_ref()
+                .map_or_else(String::new, |(u, p)| {
+                    format!("username = {}\npassword = {}", quoted(u), quoted(p))
+                }),
         )
     }
 }
@@ -226,7 +233,10 @@ mod tests {
             "username = \"maskline\"\n",
             "password = \"trunk-secret\"\n",
         ] {
-            assert!(trunk.contains(needle), "missing `{needle}` in the trunk:\n{text}");
+            assert!(
+                trunk.contains(needle),
+                "missing `{needle}` in the trunk:\n{text}"
+            );
         }
     }
 }

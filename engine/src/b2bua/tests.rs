@@ -49,6 +49,7 @@ fn setup() -> CallSetup {
         b_rtp_port: 20002,
         timers: TimerConfig::default(),
         ring_timeout: Duration::from_secs(60),
+        control_timeout: None,
     }
 }
 
@@ -665,4 +666,104 @@ fn session_timer_confirmed_and_enforced() {
             ..
         }]
     ));
+}
+
+fn start_held() -> (Call, Instant) {
+    let now = Instant::now();
+    let mut s = setup();
+    s.control_timeout = Some(Duration::from_secs(10));
+    let mut call = Call::new(s, a_invite(), a_addr(), now).unwrap();
+    let d = drain(&mut call);
+    assert!(
+        d.sent
+            .iter()
+            .any(|(to, m)| *to == a_addr() && m.starts_with("SIP/2.0 180 ")),
+        "caller hears ringing"
+    );
+    assert!(
+        d.sent.iter().all(|(to, _)| *to != trunk()),
+        "no B leg while held"
+    );
+    assert_eq!(call.state_name(), "held");
+    (call, now)
+}
+
+#[test]
+fn control_mode_answer_then_disconnect_bridges_without_reanswering_a() {
+    let (mut call, now) = start_held();
+    assert_eq!(call.answer(now), call::AnswerOutcome::Pending);
+    let d = drain(&mut call);
+    let (_, ok) = d
+        .sent
+        .iter()
+        .find(|(to, m)| *to == a_addr() && m.starts_with("SIP/2.0 200 "))
+        .cloned()
+        .unwrap();
+    assert!(
+        ok.contains("m=audio 20000 ") && !ok.contains(&B_NUMBER[1..]),
+        "{ok}"
+    );
+    let a_tag = header(&ok, "To").split("tag=").nth(1).unwrap().to_string();
+    call.on_message(Leg::A, a_in_dialog("ACK", 1, &a_tag, None), a_addr(), now);
+    assert_eq!(drain(&mut call).events, vec![CallEvent::Answered]);
+    assert_eq!(call.answer(now), call::AnswerOutcome::Done);
+    assert_eq!(call.state_name(), "answered");
+
+    call.disconnect(crate::HangupBy::Api, now).unwrap();
+    let d = drain(&mut call);
+    let (_, b_invite) = d
+        .sent
+        .iter()
+        .find(|(to, m)| *to == trunk() && m.starts_with("INVITE "))
+        .cloned()
+        .unwrap();
+    assert!(header(&b_invite, "From").contains(MASKED));
+    call.on_message(Leg::B, b_response(&b_invite, "200 OK", true), trunk(), now);
+    let d = drain(&mut call);
+    assert!(d
+        .sent
+        .iter()
+        .any(|(to, m)| *to == trunk() && m.starts_with("ACK ")));
+    assert!(
+        d.sent.iter().all(|(to, _)| *to != a_addr()),
+        "A is not answered twice"
+    );
+    assert_eq!(d.events, vec![CallEvent::Bridged]);
+    assert_eq!(call.state_name(), "bridged");
+    // Now disconnect hangs the bridged call up.
+    call.disconnect(crate::HangupBy::Api, now).unwrap();
+    let d = drain(&mut call);
+    assert_eq!(
+        d.sent.iter().filter(|(_, m)| m.starts_with("BYE ")).count(),
+        2
+    );
+    assert!(call.disconnect(crate::HangupBy::Api, now).is_err());
+}
+
+#[test]
+fn control_mode_hangup_with_cause_and_timeout_to_default_routing() {
+    let (mut call, now) = start_held();
+    let busy = crate::sip::q850::by_name("USER_BUSY").unwrap();
+    assert!(call.hangup(busy, crate::HangupBy::Api, now));
+    let d = drain(&mut call);
+    let (_, resp) = d
+        .sent
+        .iter()
+        .find(|(to, m)| *to == a_addr() && m.starts_with("SIP/2.0 486 "))
+        .cloned()
+        .unwrap();
+    assert!(resp.contains("Reason: Q.850;cause=17"), "{resp}");
+
+    let (mut call, now) = start_held();
+    assert_eq!(call.poll_timeout(), Some(now + Duration::from_secs(10)));
+    call.on_timeout(now + Duration::from_secs(10));
+    let d = drain(&mut call);
+    assert!(
+        d.sent
+            .iter()
+            .any(|(to, m)| *to == trunk() && m.starts_with("INVITE ")),
+        "default routing dials B"
+    );
+    assert_eq!(call.state_name(), "bridging");
+    assert_eq!(call.answer(now), call::AnswerOutcome::Invalid("bridging"));
 }

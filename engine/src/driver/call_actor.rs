@@ -6,11 +6,12 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use rsipstack::sip::Request;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use super::shared::{ActorInput, Shared};
+use crate::b2bua::call::AnswerOutcome;
 use crate::b2bua::{Call, CallEvent, CallOutput, CallSetup, Leg};
-use crate::handle::{CommandReply, Direction, EngineEvent};
+use crate::handle::{CommandError, CommandReply, Direction, EngineEvent, HangupBy};
 use crate::media::ports::PortPair;
 use crate::media::relay::{self, RelayHandle, Side};
 use crate::sip::transport::{response_endpoint, Endpoint};
@@ -19,6 +20,7 @@ use crate::sip::{ids, message, q850};
 pub(crate) struct NewCall {
     pub engine_id: String,
     pub session_id: String,
+    pub control: bool,
     pub masked: String,
     pub caller: String,
     pub callee: String,
@@ -37,6 +39,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut inbox: mpsc::Receiver<ActorInpu
     let NewCall {
         engine_id,
         session_id,
+        control,
         masked,
         caller,
         callee,
@@ -72,6 +75,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut inbox: mpsc::Receiver<ActorInpu
         b_rtp_port: b_ports.rtp(),
         timers: shared.settings.timers,
         ring_timeout: shared.settings.ring_timeout,
+        control_timeout: control.then_some(shared.settings.control_timeout),
     };
     let mut relay: Option<RelayHandle> =
         match relay::spawn(shared.settings.rtp_ip, a_ports, b_ports).await {
@@ -109,6 +113,8 @@ pub(crate) async fn run(shared: Arc<Shared>, mut inbox: mpsc::Receiver<ActorInpu
             at: SystemTime::now(),
         },
     );
+    // `answer` commands waiting for the caller's ACK.
+    let mut answer_waiters: Vec<oneshot::Sender<Result<CommandReply, CommandError>>> = Vec::new();
     loop {
         while let Some(out) = call.poll_output() {
             match out {
@@ -120,6 +126,22 @@ pub(crate) async fn run(shared: Arc<Shared>, mut inbox: mpsc::Receiver<ActorInpu
                 }
                 CallOutput::Event(ev) => {
                     let media = relay.as_ref().map(|r| r.stats()).unwrap_or_default();
+                    match ev {
+                        CallEvent::Answered | CallEvent::Bridged => {
+                            for w in answer_waiters.drain(..) {
+                                let _ = w.send(Ok(CommandReply::Done(1)));
+                            }
+                        }
+                        CallEvent::Hangup { .. } => {
+                            for w in answer_waiters.drain(..) {
+                                let _ = w.send(Err(CommandError::InvalidState {
+                                    call_id: engine_id.clone(),
+                                    state: "ended".into(),
+                                }));
+                            }
+                        }
+                        CallEvent::Ringing => {}
+                    }
                     if matches!(ev, CallEvent::Hangup { .. }) {
                         // Free the ports and the session at once; the call
                         // itself lingers to absorb retransmissions.
@@ -143,6 +165,22 @@ pub(crate) async fn run(shared: Arc<Shared>, mut inbox: mpsc::Receiver<ActorInpu
                     let cause = q850::by_name(&cause).unwrap_or(q850::Cause { code: 16, name: "NORMAL_CLEARING" });
                     let live = call.hangup(cause, by, Instant::now());
                     let _ = reply.send(Ok(CommandReply::Done(usize::from(live))));
+                }
+                Some(ActorInput::Answer { reply }) => match call.answer(Instant::now()) {
+                    AnswerOutcome::Done => {
+                        let _ = reply.send(Ok(CommandReply::Done(1)));
+                    }
+                    AnswerOutcome::Pending => answer_waiters.push(reply),
+                    AnswerOutcome::Invalid(state) => {
+                        let _ = reply.send(Err(CommandError::InvalidState { call_id: engine_id.clone(), state: state.into() }));
+                    }
+                },
+                Some(ActorInput::Disconnect { reply }) => {
+                    let result = call
+                        .disconnect(HangupBy::Api, Instant::now())
+                        .map(|()| CommandReply::Done(1))
+                        .map_err(|state| CommandError::InvalidState { call_id: engine_id.clone(), state: state.into() });
+                    let _ = reply.send(result);
                 }
                 None => break,
             },

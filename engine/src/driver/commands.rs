@@ -42,8 +42,13 @@ async fn run(shared: &Shared, command: Command) -> Result<CommandReply, CommandE
                 .ok_or_else(|| CommandError::UnknownCall(call_id.clone()))?;
             hangup(&call, cause, by).await
         }
-        Command::Answer { call_id } | Command::Disconnect { call_id } => {
-            Err(CommandError::InvalidState { call_id, state: "not in control mode".into() })
+        Command::Answer { call_id } => {
+            let call = lookup(shared, &call_id)?;
+            ask(&call, |reply| ActorInput::Answer { reply }).await
+        }
+        Command::Disconnect { call_id } => {
+            let call = lookup(shared, &call_id)?;
+            ask(&call, |reply| ActorInput::Disconnect { reply }).await
         }
     }
 }
@@ -56,6 +61,27 @@ async fn hangup(call: &CallRef, cause: String, by: HangupBy) -> Result<CommandRe
             by,
             reply: tx,
         })
+        .await
+        .map_err(|_| CommandError::UnknownCall(call.engine_id.clone()))?;
+    rx.await
+        .map_err(|_| CommandError::UnknownCall(call.engine_id.clone()))?
+}
+
+fn lookup(shared: &Shared, call_id: &str) -> Result<CallRef, CommandError> {
+    shared
+        .by_engine_id
+        .get(call_id)
+        .map(|c| c.clone())
+        .ok_or_else(|| CommandError::UnknownCall(call_id.to_string()))
+}
+
+async fn ask(
+    call: &CallRef,
+    input: impl FnOnce(oneshot::Sender<Result<CommandReply, CommandError>>) -> ActorInput,
+) -> Result<CommandReply, CommandError> {
+    let (tx, rx) = oneshot::channel();
+    call.mailbox
+        .send(input(tx))
         .await
         .map_err(|_| CommandError::UnknownCall(call.engine_id.clone()))?;
     rx.await

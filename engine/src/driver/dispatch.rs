@@ -270,6 +270,7 @@ async fn admit(shared: &Arc<Shared>, req: Request, src: Endpoint) {
         NewCall {
             engine_id,
             session_id: route.session_id,
+            control: route.control,
             masked: route.masked,
             caller,
             callee,

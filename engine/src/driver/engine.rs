@@ -84,6 +84,7 @@ impl Engine {
             rtp_ip: config.rtp.bind_address.unwrap_or(listen.ip()),
             timers: TimerConfig::default(),
             ring_timeout: Duration::from_secs(config.calls.ring_timeout_secs),
+            control_timeout: Duration::from_secs(config.calls.control_timeout_secs),
             users: config
                 .users
                 .iter()

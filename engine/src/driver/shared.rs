@@ -20,6 +20,14 @@ use crate::sip::transport::{Endpoint, Transport};
 pub(crate) enum ActorInput {
     /// A SIP message for one of the call's legs.
     Sip(Leg, Box<rsipstack::sip::SipMessage>, Endpoint),
+    /// `answer` command (reply when the caller's ACK arrives).
+    Answer {
+        reply: oneshot::Sender<Result<CommandReply, CommandError>>,
+    },
+    /// `disconnect` command.
+    Disconnect {
+        reply: oneshot::Sender<Result<CommandReply, CommandError>>,
+    },
     /// End the call.
     Hangup {
         cause: String,
@@ -38,6 +46,8 @@ pub(crate) struct Settings {
     pub rtp_ip: IpAddr,
     pub timers: TimerConfig,
     pub ring_timeout: Duration,
+    /// How long a call in control mode waits for a command.
+    pub control_timeout: Duration,
     /// Softphone users: username (E.164) → password.
     pub users: std::collections::HashMap<String, String>,
     /// Digest algorithms offered in challenges.

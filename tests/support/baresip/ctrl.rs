@@ -63,7 +63,10 @@ pub enum Framed<'a> {
 pub fn parse_netstring(buf: &[u8]) -> std::result::Result<Framed<'_>, String> {
     let Some(colon) = buf.iter().position(|b| *b == b':') else {
         if buf.len() > 8 || !buf.iter().all(u8::is_ascii_digit) {
-            return Err(format!("no length prefix in {:?}", String::from_utf8_lossy(buf)));
+            return Err(format!(
+                "no length prefix in {:?}",
+                String::from_utf8_lossy(buf)
+            ));
         }
         return Ok(Framed::Incomplete);
     };
@@ -128,8 +131,8 @@ impl Ctrl {
         what: &str,
     ) -> Result<Value> {
         loop {
-            if let Framed::Message(payload, used) =
-                parse_netstring(&self.buf).map_err(|e| E2eError::Unexpected(format!("ctrl_tcp: {e}")))?
+            if let Framed::Message(payload, used) = parse_netstring(&self.buf)
+                .map_err(|e| E2eError::Unexpected(format!("ctrl_tcp: {e}")))?
             {
                 let json: Value = serde_json::from_slice(payload).map_err(|e| {
                     E2eError::Unexpected(format!(
@@ -153,7 +156,9 @@ impl Ctrl {
                         "baresip closed its control connection while waiting for {what}"
                     )))
                 }
-                Ok(Ok(n)) => self.buf.extend_from_slice(chunk.get(..n).unwrap_or_default()),
+                Ok(Ok(n)) => self
+                    .buf
+                    .extend_from_slice(chunk.get(..n).unwrap_or_default()),
             }
         }
     }

@@ -79,6 +79,9 @@ pub struct CallSetup {
     pub timers: TimerConfig,
     /// Unanswered B leg → NO_ANSWER after this.
     pub ring_timeout: Duration,
+    /// Control mode: hold the caller ringing for the control API instead of
+    /// dialling B at once; with no command within this time, dial B.
+    pub control_timeout: Option<Duration>,
 }
 
 /// Credentials Maskline answers a trunk's digest challenge with.
@@ -90,6 +93,17 @@ pub struct TrunkCredentials {
     pub password: String,
     /// Only answer challenges for this realm (any when `None`).
     pub realm: Option<String>,
+}
+
+/// Result of the `answer` command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnswerOutcome {
+    /// Already answered and confirmed.
+    Done,
+    /// 200 OK sent; done when the caller's ACK arrives ([`CallEvent::Answered`]).
+    Pending,
+    /// Not applicable in this state.
+    Invalid(&'static str),
 }
 
 /// Something that happened, for the driver to turn into an engine event.
@@ -132,7 +146,9 @@ pub enum CallOutput {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
-    /// B not answered yet.
+    /// Control mode: A hears ringing, no B leg yet, waiting for a command.
+    Held,
+    /// A not answered yet, B leg being set up.
     Calling,
     /// 200 sent to A, waiting for its ACK.
     Answered,
@@ -169,7 +185,11 @@ pub struct Call {
     b_sdp_id: u64,
     b_sdp_version: u64,
     // B leg (we are UAC).
-    b_tsx: ClientInviteTsx,
+    /// The B leg's INVITE transaction (none while held in control mode).
+    b_tsx: Option<ClientInviteTsx>,
+    /// B answered.
+    b_up: bool,
+    control_deadline: Option<Instant>,
     b_call_id: String,
     b_dialog: Option<Dialog>,
     b_provisional: bool,
@@ -236,39 +256,20 @@ impl Call {
             .and_then(|v| v.parse::<u8>().ok())
             .map(|mf| mf.saturating_sub(1).min(70))
             .unwrap_or(70);
-        let target_host = setup.b_dest.addr.to_string();
         let b_from_tag = ids::new_tag();
-        let b_invite = outbound::invite(&OutboundInvite {
-            local: &setup.local,
-            caller_id: &setup.masked,
-            callee: &setup.callee,
-            target_host: &target_host,
-            request_uri: setup.b_request_uri.as_deref(),
-            call_id: &b_call_id,
-            from_tag: &b_from_tag,
-            branch: &ids::new_branch(),
-            transport: setup.b_dest.transport.via_name(),
-            cseq: 1,
-            max_forwards,
-            sdp: offer.clone(),
-        })
-        .map_err(|e| CallError::Build(e.to_string()))?;
         let session_timer = session_timer::SessionTimer::from_request(&invite);
         let mut a_tsx =
             ServerInviteTsx::new(invite, src.transport.reliability(), setup.timers, now);
         let trying = message::response(a_tsx.request(), 100, None, &[], None);
         let _ = a_tsx.respond(trying, now);
-        let b_tsx = ClientInviteTsx::new(
-            b_invite,
-            setup.b_dest.transport.reliability(),
-            setup.timers,
-            now,
-        );
+        let control_deadline = setup.control_timeout.map(|t| now + t);
         let mut call = Call {
-            ring_deadline: Some(now + setup.ring_timeout),
+            ring_deadline: None,
+            control_deadline,
+            b_up: false,
             session_timer,
             session_deadline: None,
-            phase: Phase::Calling,
+            phase: Phase::Held,
             out: VecDeque::new(),
             a_tsx,
             a_dest,
@@ -279,12 +280,12 @@ impl Call {
             a_sdp_version: 0,
             b_sdp_id,
             b_sdp_version: 1,
-            b_tsx,
+            b_tsx: None,
             b_call_id,
             b_dialog: None,
             b_provisional: false,
             b_cancel_pending: false,
-            b_invite_cseq: 1,
+            b_invite_cseq: 0,
             b_from_tag,
             b_max_forwards: max_forwards,
             b_auth_tried: false,
@@ -302,8 +303,127 @@ impl Call {
             setup,
         };
         call.out.push_back(CallOutput::Media(Leg::A, a_media));
+        if call.control_deadline.is_some() {
+            // Control mode: the caller hears ringback while the platform
+            // decides.
+            let contact = outbound::contact(&call.setup.local, &call.setup.masked);
+            let ringing = message::response(
+                call.a_tsx.request(),
+                180,
+                Some(&call.a_tag),
+                &[("Contact", contact)],
+                None,
+            );
+            let _ = call.a_tsx.respond(ringing, now);
+        } else {
+            call.start_b_leg(now)?;
+        }
         call.pump(now);
         Ok(call)
+    }
+
+    /// Dial the callee: the B-leg INVITE, built from scratch with the
+    /// masked number as caller ID.
+    fn start_b_leg(&mut self, now: Instant) -> Result<(), CallError> {
+        let offer = self.last_b_sdp.clone().unwrap_or_default();
+        let target_host = self.setup.b_dest.addr.to_string();
+        self.b_invite_cseq += 1;
+        let invite = outbound::invite(&OutboundInvite {
+            local: &self.setup.local,
+            caller_id: &self.setup.masked,
+            callee: &self.setup.callee,
+            target_host: &target_host,
+            request_uri: self.setup.b_request_uri.as_deref(),
+            call_id: &self.b_call_id,
+            from_tag: &self.b_from_tag,
+            branch: &ids::new_branch(),
+            transport: self.setup.b_dest.transport.via_name(),
+            cseq: self.b_invite_cseq,
+            max_forwards: self.b_max_forwards,
+            sdp: offer,
+        })
+        .map_err(|e| CallError::Build(e.to_string()))?;
+        self.b_tsx = Some(ClientInviteTsx::new(
+            invite,
+            self.setup.b_dest.transport.reliability(),
+            self.setup.timers,
+            now,
+        ));
+        self.control_deadline = None;
+        self.ring_deadline = Some(now + self.setup.ring_timeout);
+        if self.phase == Phase::Held {
+            self.phase = Phase::Calling;
+        }
+        Ok(())
+    }
+
+    /// Whether a B-leg INVITE is out and not answered.
+    fn b_calling(&self) -> bool {
+        !self.b_up && self.b_tsx.as_ref().is_some_and(|t| !t.is_terminated())
+    }
+
+    /// The call's state for the control API (`held`, `bridging`,
+    /// `answered`, `bridged`, `ended`).
+    pub fn state_name(&self) -> &'static str {
+        match self.phase {
+            Phase::Held => "held",
+            Phase::Calling => "bridging",
+            Phase::Answered | Phase::Confirmed if self.b_up || self.b_tsx.is_none() => {
+                if self.b_up {
+                    "bridged"
+                } else {
+                    "answered"
+                }
+            }
+            Phase::Answered | Phase::Confirmed => "bridging",
+            Phase::Ended => "ended",
+        }
+    }
+
+    /// `answer` command: Maskline answers a held caller itself.
+    pub fn answer(&mut self, now: Instant) -> AnswerOutcome {
+        let outcome = match self.phase {
+            Phase::Held => {
+                let offer = self.a_tsx.request().body.clone();
+                let Some(body) = self.sdp_for(Leg::A, &offer) else {
+                    return AnswerOutcome::Invalid("unusable SDP");
+                };
+                self.answered = true;
+                self.control_deadline = None;
+                self.send_200_to_a(body, now);
+                AnswerOutcome::Pending
+            }
+            Phase::Answered => AnswerOutcome::Pending,
+            Phase::Confirmed => AnswerOutcome::Done,
+            Phase::Calling => AnswerOutcome::Invalid("bridging"),
+            Phase::Ended => AnswerOutcome::Invalid("ended"),
+        };
+        self.pump(now);
+        outcome
+    }
+
+    /// `disconnect` command: hand a held or API-answered call to the
+    /// default routing (dial B), or hang up a call already bridging or
+    /// bridged. Errors name the state when nothing applies.
+    pub fn disconnect(&mut self, by: HangupBy, now: Instant) -> Result<(), &'static str> {
+        let held_or_api_answered = self.phase == Phase::Held
+            || (matches!(self.phase, Phase::Answered | Phase::Confirmed) && self.b_tsx.is_none());
+        if self.phase == Phase::Ended {
+            return Err("ended");
+        }
+        if held_or_api_answered {
+            if self.start_b_leg(now).is_err() {
+                self.hangup(
+                    cause_named("NORMAL_TEMPORARY_FAILURE"),
+                    HangupBy::System,
+                    now,
+                );
+            }
+        } else {
+            self.hangup(cause_named("NORMAL_CLEARING"), by, now);
+        }
+        self.pump(now);
+        Ok(())
     }
 
     /// Call-ID of the B leg (for the driver's index).
@@ -321,7 +441,8 @@ impl Call {
         let mut t = [
             self.session_deadline,
             self.a_tsx.poll_timeout(),
-            self.b_tsx.poll_timeout(),
+            self.b_tsx.as_ref().and_then(|t| t.poll_timeout()),
+            self.control_deadline,
             self.ring_deadline,
             self.linger_deadline,
         ]
@@ -352,7 +473,7 @@ impl Call {
         self.phase == Phase::Ended
             && (self.linger_deadline.is_none()
                 || (self.a_tsx.is_terminated()
-                    && self.b_tsx.is_terminated()
+                    && self.b_tsx.as_ref().is_none_or(|t| t.is_terminated())
                     && self.client_nits.is_empty()
                     && self.server_nits.is_empty()
                     && self.reinvites.is_empty()
@@ -386,17 +507,31 @@ impl Call {
                 self.ended(cause, Some(200), HangupBy::System, now);
             }
         }
+        if self.control_deadline.is_some_and(|d| now >= d) {
+            self.control_deadline = None;
+            if self.phase == Phase::Held {
+                tracing::info!("no control command in time: default routing");
+                if self.start_b_leg(now).is_err() {
+                    self.hangup(
+                        cause_named("NORMAL_TEMPORARY_FAILURE"),
+                        HangupBy::System,
+                        now,
+                    );
+                }
+            }
+        }
         if self.ring_deadline.is_some_and(|d| now >= d) {
             self.ring_deadline = None;
-            if self.phase == Phase::Calling {
+            if self.b_calling() {
                 let cause = cause_named("NO_ANSWER");
-                self.fail_a(480, cause, now);
+                self.b_failed(480, cause, HangupBy::System, now);
                 self.cancel_b(now);
-                self.ended(cause, Some(480), HangupBy::System, now);
             }
         }
         self.a_tsx.handle_timeout(now);
-        self.b_tsx.handle_timeout(now);
+        if let Some(t) = &mut self.b_tsx {
+            t.handle_timeout(now);
+        }
         for n in &mut self.client_nits {
             n.tsx.handle_timeout(now);
         }
@@ -430,7 +565,7 @@ impl Call {
     pub fn hangup(&mut self, cause: Cause, by: HangupBy, now: Instant) -> bool {
         let live = match self.phase {
             Phase::Ended => false,
-            Phase::Calling => {
+            Phase::Held | Phase::Calling => {
                 let status = match q850::sip_status_for(cause) {
                     s if s >= 400 => s,
                     _ => 480,
@@ -443,6 +578,7 @@ impl Call {
             Phase::Answered | Phase::Confirmed => {
                 self.bye(Leg::A, Some(cause), now);
                 self.bye(Leg::B, Some(cause), now);
+                self.cancel_b(now);
                 self.ended(cause, Some(200), by, now);
                 true
             }
@@ -501,7 +637,13 @@ impl Call {
         if leg == Leg::A && self.phase == Phase::Answered {
             self.a_tsx.ack_received(now);
             self.phase = Phase::Confirmed;
-            self.out.push_back(CallOutput::Event(CallEvent::Bridged));
+            let ev = if self.b_up {
+                CallEvent::Bridged
+            } else {
+                // Answered by the API: the answer is complete now.
+                CallEvent::Answered
+            };
+            self.out.push_back(CallOutput::Event(ev));
         }
     }
 
@@ -514,7 +656,7 @@ impl Call {
             return;
         }
         self.answer_non_invite(Leg::A, req, src, 200, now);
-        if self.phase == Phase::Calling {
+        if matches!(self.phase, Phase::Held | Phase::Calling) {
             let cause = cause_named("ORIGINATOR_CANCEL");
             self.fail_a(487, cause, now);
             self.cancel_b(now);
@@ -527,7 +669,7 @@ impl Call {
             Leg::A => self.a_dialog.is_some(),
             Leg::B => self.b_dialog.is_some(),
         };
-        if !known || self.phase == Phase::Calling {
+        if !known || matches!(self.phase, Phase::Held | Phase::Calling) {
             self.answer_non_invite(leg, req, src, 481, now);
             return;
         }
@@ -539,6 +681,7 @@ impl Call {
         if self.phase != Phase::Ended {
             let other = other(leg);
             self.bye(other, Some(cause), now);
+            self.cancel_b(now);
             let by = if leg == Leg::A {
                 HangupBy::A
             } else {
@@ -584,12 +727,15 @@ impl Call {
             return;
         };
         let branch = message::top_via_branch(&resp);
-        if leg == Leg::B
-            && method == Method::Invite
-            && branch.as_deref() == Some(self.b_tsx.key().branch.as_str())
-        {
-            self.b_tsx.on_response(resp, now);
-            return;
+        if leg == Leg::B && method == Method::Invite {
+            if let Some(t) = self
+                .b_tsx
+                .as_mut()
+                .filter(|t| Some(t.key().branch.as_str()) == branch.as_deref())
+            {
+                t.on_response(resp, now);
+                return;
+            }
         }
         if self.on_relayed_response(leg, branch.as_deref(), &resp, now) {
             return;
@@ -612,19 +758,23 @@ impl Call {
                     bytes,
                 });
             }
-            while let Some(bytes) = self.b_tsx.poll_transmit() {
-                self.out.push_back(CallOutput::Send {
-                    dest: self.setup.b_dest,
-                    bytes,
-                });
+            if let Some(t) = &mut self.b_tsx {
+                while let Some(bytes) = t.poll_transmit() {
+                    self.out.push_back(CallOutput::Send {
+                        dest: self.setup.b_dest,
+                        bytes,
+                    });
+                }
             }
             let mut a_events = Vec::new();
             while let Some(ev) = self.a_tsx.poll_event() {
                 a_events.push(ev);
             }
             let mut b_events = Vec::new();
-            while let Some(ev) = self.b_tsx.poll_event() {
-                b_events.push(ev);
+            if let Some(t) = &mut self.b_tsx {
+                while let Some(ev) = t.poll_event() {
+                    b_events.push(ev);
+                }
             }
             for n in &mut self.client_nits {
                 while let Some(bytes) = n.tsx.poll_transmit() {
@@ -689,10 +839,9 @@ impl Call {
                 if self.fail_over_b(now) {
                     return;
                 }
-                if self.phase == Phase::Calling {
+                if !self.b_up {
                     let cause = cause_named("RECOVERY_ON_TIMER_EXPIRE");
-                    self.fail_a(408, cause, now);
-                    self.ended(cause, Some(408), HangupBy::System, now);
+                    self.b_failed(408, cause, HangupBy::System, now);
                 }
                 return;
             }
@@ -707,12 +856,15 @@ impl Call {
                     self.b_cancel_pending = false;
                     self.send_cancel_b(now);
                 }
-                if status == 100 || self.phase != Phase::Calling {
+                if status == 100 || self.b_up || self.phase == Phase::Ended {
                     return;
                 }
                 if !self.ringing {
                     self.ringing = true;
                     self.out.push_back(CallOutput::Event(CallEvent::Ringing));
+                }
+                if self.phase != Phase::Calling {
+                    return; // A already answered by the API
                 }
                 let body = self.relay_sdp_to_a(&resp);
                 let status = if status == 181 || status == 182 {
@@ -731,11 +883,10 @@ impl Call {
                 let _ = self.a_tsx.respond(resp_a, now);
             }
             200..=299 => self.on_b_answer(resp, now),
-            401 | 407
-                if self.phase == Phase::Calling && self.retry_b_with_credentials(&resp, now) => {}
+            401 | 407 if !self.b_up && self.retry_b_with_credentials(&resp, now) => {}
             408 | 503 if self.fail_over_b(now) => {}
             _ => {
-                if self.phase != Phase::Calling {
+                if self.b_up {
                     return;
                 }
                 let cause = resp
@@ -748,9 +899,24 @@ impl Call {
                 } else {
                     status
                 };
-                self.fail_a(relay, cause, now);
-                self.ended(cause, Some(status), HangupBy::B, now);
+                self.b_failed(relay, cause, HangupBy::B, now);
             }
+        }
+    }
+
+    /// The B leg failed (or gave no answer) with `status`: an unanswered
+    /// caller gets that failure, a caller the API answered gets a BYE.
+    fn b_failed(&mut self, status: u16, cause: Cause, by: HangupBy, now: Instant) {
+        match self.phase {
+            Phase::Held | Phase::Calling => {
+                self.fail_a(status, cause, now);
+                self.ended(cause, Some(status), by, now);
+            }
+            Phase::Answered | Phase::Confirmed => {
+                self.bye(Leg::A, Some(cause), now);
+                self.ended(cause, Some(status), by, now);
+            }
+            Phase::Ended => {}
         }
     }
 
@@ -780,7 +946,10 @@ impl Call {
         if creds.realm.as_ref().is_some_and(|r| *r != challenge.realm) {
             return false;
         }
-        let uri = self.b_tsx.request().uri.to_string();
+        let Some(b_tsx) = &self.b_tsx else {
+            return false;
+        };
+        let uri = b_tsx.request().uri.to_string();
         let value = auth::authorization(
             &challenge,
             &creds.username,
@@ -793,26 +962,30 @@ impl Call {
         self.b_invite_cseq += 1;
         self.b_auth_tried = true;
         let invite = outbound::with_credentials(
-            self.b_tsx.request(),
+            b_tsx.request(),
             answer_header,
             value,
             &ids::new_branch(),
             self.b_invite_cseq,
         );
         self.b_provisional = false;
-        self.b_tsx = ClientInviteTsx::new(
+        self.b_tsx = Some(ClientInviteTsx::new(
             invite,
             self.setup.b_dest.transport.reliability(),
             self.setup.timers,
             now,
-        );
+        ));
         true
     }
 
     /// Try the next trunk (same Call-ID and From tag, next CSeq) when the
     /// current one failed before ringing. False when none is left.
     fn fail_over_b(&mut self, now: Instant) -> bool {
-        if self.phase != Phase::Calling || self.ringing || self.setup.b_alternatives.is_empty() {
+        if self.b_up
+            || self.phase == Phase::Ended
+            || self.ringing
+            || self.setup.b_alternatives.is_empty()
+        {
             return false;
         }
         let Some(offer) = self.last_b_sdp.clone() else {
@@ -843,32 +1016,51 @@ impl Call {
         }) else {
             return false;
         };
-        self.b_tsx = ClientInviteTsx::new(
+        self.b_tsx = Some(ClientInviteTsx::new(
             invite,
             next.endpoint.transport.reliability(),
             self.setup.timers,
             now,
-        );
+        ));
         true
     }
 
     fn on_b_answer(&mut self, resp: Response, now: Instant) {
         // Every 2xx (also a retransmission) needs an ACK.
         if self.b_dialog.is_none() {
-            match Dialog::uac_from_response(self.b_tsx.request(), &resp) {
+            let Some(b_tsx) = &self.b_tsx else { return };
+            match Dialog::uac_from_response(b_tsx.request(), &resp) {
                 Ok(d) => self.b_dialog = Some(d),
                 Err(_) => return,
             }
         }
         self.ack_b(now);
-        if self.phase != Phase::Calling {
-            // Answer after we gave up (CANCEL crossed the 200, TTL, …).
-            if !self.answered && !self.hangup_sent {
-                self.hangup_sent = true;
-                self.bye(Leg::B, None, now);
-            }
-            return;
+        if self.b_up {
+            return; // retransmitted 2xx
         }
+        match self.phase {
+            Phase::Calling => {}
+            Phase::Answered | Phase::Confirmed => {
+                // The API answered A earlier; now B is up too. A's media
+                // already points at the relay: nothing to tell A.
+                self.b_up = true;
+                self.ring_deadline = None;
+                self.learn_media(Leg::B, &resp.body);
+                if self.phase == Phase::Confirmed {
+                    self.out.push_back(CallOutput::Event(CallEvent::Bridged));
+                }
+                return;
+            }
+            Phase::Held | Phase::Ended => {
+                // Answer after we gave up (CANCEL crossed the 200, TTL, …).
+                if !self.hangup_sent {
+                    self.hangup_sent = true;
+                    self.bye(Leg::B, None, now);
+                }
+                return;
+            }
+        }
+        self.b_up = true;
         self.answered = true;
         self.ring_deadline = None;
         self.out.push_back(CallOutput::Event(CallEvent::Answered));
@@ -882,6 +1074,11 @@ impl Call {
             self.ended(cause, Some(488), HangupBy::System, now);
             return;
         };
+        self.send_200_to_a(body, now);
+    }
+
+    /// Answer A's INVITE with `body` (our SDP) and set up A's dialog.
+    fn send_200_to_a(&mut self, body: Vec<u8>, now: Instant) {
         let contact = outbound::contact(&self.setup.local, &self.setup.masked);
         let mut extra = vec![("Contact", contact), ("Allow", ALLOW.to_string())];
         if let Some(t) = self.session_timer {
@@ -937,7 +1134,7 @@ impl Call {
     }
 
     fn cancel_b(&mut self, now: Instant) {
-        if self.b_tsx.is_terminated() || self.answered {
+        if !self.b_calling() {
             return;
         }
         if self.b_provisional {
@@ -949,7 +1146,8 @@ impl Call {
     }
 
     fn send_cancel_b(&mut self, now: Instant) {
-        let cancel = build_cancel(self.b_tsx.request());
+        let Some(b_tsx) = &self.b_tsx else { return };
+        let cancel = build_cancel(b_tsx.request());
         let tsx = ClientNonInviteTsx::new(
             cancel,
             self.setup.b_dest.transport.reliability(),
