@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use maskline_e2e::audio::{skip_silence, tone, tone_share, write_wav, Pcm};
 use maskline_e2e::{
-    assert_absent, bounded, wait_for, Account, Baresip, BaresipEvent, Maskline, Result,
-    SipTransport, SoftphonePorts, StartOptions, PARTY_A, PARTY_B,
+    assert_absent, bounded, wait_for, Account, Baresip, BaresipEvent, BaresipOptions, Maskline,
+    Result, SipTransport, SoftphonePorts, StartOptions, PARTY_A, PARTY_B,
 };
 use serde_json::Value;
 
@@ -50,11 +50,22 @@ async fn maskline() -> Result<Maskline> {
     .await
 }
 
-/// A softphone in port slot `slot` of `ml`'s block that sends a `freq` tone.
-async fn softphone(ml: &Maskline, name: &str, slot: u16, freq: f64) -> Result<Baresip> {
+/// A softphone in port slot `slot` of `ml`'s block that sends a `freq`
+/// tone, with a `+sip.instance` in its Contact if `sip_instance`.
+async fn softphone(
+    ml: &Maskline,
+    name: &str,
+    slot: u16,
+    freq: f64,
+    sip_instance: bool,
+) -> Result<Baresip> {
     let wav = ml.dir().join(format!("{name}-{freq}hz.wav"));
     write_wav(&wav, &tone(freq, TONE_SECS))?;
-    Baresip::start(name, SoftphonePorts::slot(ml.ports(), slot), &wav).await
+    let opts = BaresipOptions {
+        sip_instance,
+        ..BaresipOptions::new(SoftphonePorts::slot(ml.ports(), slot), &wav)
+    };
+    Baresip::start(name, &opts).await
 }
 
 fn account(ml: &Maskline, user: &str, password: &str, transport: SipTransport) -> Account {
@@ -151,75 +162,89 @@ fn is_incoming_call(e: &BaresipEvent) -> bool {
 /// shows the call completed, hung up by A.
 #[tokio::test]
 async fn softphones_a_over_udp_calls_b_over_tcp_masked_with_audio_both_ways() -> Result<()> {
-    bounded(TEST_LIMIT, async {
-        let ml = maskline().await?;
-        let mut a = softphone(&ml, "a", 0, TONE_A_HZ).await?;
-        let mut b = softphone(&ml, "b", 1, TONE_B_HZ).await?;
-        register_ok(
-            &mut a,
-            &account(&ml, PARTY_A, PASSWORD_A, SipTransport::Udp),
-        )
+    bounded(TEST_LIMIT, masked_call_with_audio(false)).await
+}
+
+/// The same with baresip's default `uuid` module, whose REGISTER Contact is
+/// `<sip:…;transport=tcp>;expires=300;+sip.instance="<urn:uuid:…>"` (as
+/// Linphone's usually is).
+#[tokio::test]
+#[ignore = "engine bug: a Contact with +sip.instance=\"<urn:uuid:…>\" is cut at its last '>' \
+            (registrar/uri_in_name_addr use rfind('>')): REGISTER over TCP gets 400, over UDP \
+            the binding's URI is mangled and its expires ignored"]
+async fn softphones_with_sip_instance_ids_call_each_other() -> Result<()> {
+    bounded(TEST_LIMIT, masked_call_with_audio(true)).await
+}
+
+/// Registers A (UDP) and B (TCP), has A call B through a session and checks
+/// masking, audio both ways, the hang-up and the SIP traces.
+async fn masked_call_with_audio(sip_instance: bool) -> Result<()> {
+    let ml = maskline().await?;
+    let mut a = softphone(&ml, "a", 0, TONE_A_HZ, sip_instance).await?;
+    let mut b = softphone(&ml, "b", 1, TONE_B_HZ, sip_instance).await?;
+    register_ok(
+        &mut a,
+        &account(&ml, PARTY_A, PASSWORD_A, SipTransport::Udp),
+    )
+    .await?;
+    register_ok(
+        &mut b,
+        &account(&ml, PARTY_B, PASSWORD_B, SipTransport::Tcp),
+    )
+    .await?;
+    let session = ml.api().create_session(PARTY_A, PARTY_B, None).await?;
+    let masked = session.masked_number.clone();
+
+    a.dial(&format!("sip:{masked}@{}", ml.sip_addr())).await?;
+    let incoming = b
+        .wait_event("B's incoming call", CALL_STEP, is_incoming_call)
         .await?;
-        register_ok(
-            &mut b,
-            &account(&ml, PARTY_B, PASSWORD_B, SipTransport::Tcp),
-        )
-        .await?;
-        let session = ml.api().create_session(PARTY_A, PARTY_B, None).await?;
-        let masked = session.masked_number.clone();
+    let shown = incoming.peer_uri.clone().unwrap_or_default();
+    assert_eq!(
+        uri_user(&shown),
+        Some(digits(&masked)),
+        "B should see the masked number as caller: {:?}",
+        incoming.json
+    );
+    assert_absent(
+        incoming.json.to_string().as_bytes(),
+        PARTY_A,
+        "B's incoming-call event",
+    );
+    a.wait_call_event("CALL_ESTABLISHED", CALL_STEP).await?;
+    b.wait_call_event("CALL_ESTABLISHED", CALL_STEP).await?;
 
-        a.dial(&format!("sip:{masked}@{}", ml.sip_addr())).await?;
-        let incoming = b
-            .wait_event("B's incoming call", CALL_STEP, is_incoming_call)
-            .await?;
-        let shown = incoming.peer_uri.clone().unwrap_or_default();
-        assert_eq!(
-            uri_user(&shown),
-            Some(digits(&masked)),
-            "B should see the masked number as caller: {:?}",
-            incoming.json
-        );
-        assert_absent(
-            incoming.json.to_string().as_bytes(),
-            PARTY_A,
-            "B's incoming-call event",
-        );
-        a.wait_call_event("CALL_ESTABLISHED", CALL_STEP).await?;
-        b.wait_call_event("CALL_ESTABLISHED", CALL_STEP).await?;
+    // Pace the audio: both tones flow for this long.
+    tokio::time::sleep(TALK_FOR).await;
+    a.hangup().await?;
+    a.wait_call_event("CALL_CLOSED", CALL_STEP).await?;
+    b.wait_call_event("CALL_CLOSED", CALL_STEP).await?;
 
-        // Pace the audio: both tones flow for this long.
-        tokio::time::sleep(TALK_FOR).await;
-        a.hangup().await?;
-        a.wait_call_event("CALL_CLOSED", CALL_STEP).await?;
-        b.wait_call_event("CALL_CLOSED", CALL_STEP).await?;
+    assert_heard(&a.received_audio()?, TONE_B_HZ, TONE_A_HZ, "A");
+    assert_heard(&b.received_audio()?, TONE_A_HZ, TONE_B_HZ, "B");
 
-        assert_heard(&a.received_audio()?, TONE_B_HZ, TONE_A_HZ, "A");
-        assert_heard(&b.received_audio()?, TONE_A_HZ, TONE_B_HZ, "B");
+    let call = finished_call(&ml, &session.id).await?;
+    let field = |name: &str| call.get(name).and_then(Value::as_str);
+    assert_eq!(field("hangup_by"), Some("a"), "{call}");
+    assert_eq!(field("caller"), Some(PARTY_A), "{call}");
+    assert_eq!(field("callee"), Some(PARTY_B), "{call}");
 
-        let call = finished_call(&ml, &session.id).await?;
-        let field = |name: &str| call.get(name).and_then(Value::as_str);
-        assert_eq!(field("hangup_by"), Some("a"), "{call}");
-        assert_eq!(field("caller"), Some(PARTY_A), "{call}");
-        assert_eq!(field("callee"), Some(PARTY_B), "{call}");
-
-        // The SIP traces: A authenticated its INVITE after a 407; B was
-        // called through its TCP connection; neither saw the other's number.
-        let a_log = String::from_utf8_lossy(&a.log_bytes()).into_owned();
-        let b_log = String::from_utf8_lossy(&b.log_bytes()).into_owned();
-        assert!(
-            a_log.contains("SIP/2.0 407"),
-            "A's INVITE should have been challenged with 407:\n{a_log}"
-        );
-        let invite_path = transport_of(&b_log, "INVITE sip:");
-        assert!(
-            invite_path.is_some_and(|l| l.starts_with("TCP ")),
-            "B's INVITE should come over its TCP connection, came {invite_path:?}:\n{b_log}"
-        );
-        assert_absent(b_log.as_bytes(), PARTY_A, "B's softphone log and SIP trace");
-        assert_absent(a_log.as_bytes(), PARTY_B, "A's softphone log and SIP trace");
-        Ok(())
-    })
-    .await
+    // The SIP traces: A authenticated its INVITE after a 407; B was
+    // called through its TCP connection; neither saw the other's number.
+    let a_log = String::from_utf8_lossy(&a.log_bytes()).into_owned();
+    let b_log = String::from_utf8_lossy(&b.log_bytes()).into_owned();
+    assert!(
+        a_log.contains("SIP/2.0 407"),
+        "A's INVITE should have been challenged with 407:\n{a_log}"
+    );
+    let invite_path = transport_of(&b_log, "INVITE sip:");
+    assert!(
+        invite_path.is_some_and(|l| l.starts_with("TCP ")),
+        "B's INVITE should come over its TCP connection, came {invite_path:?}:\n{b_log}"
+    );
+    assert_absent(b_log.as_bytes(), PARTY_A, "B's softphone log and SIP trace");
+    assert_absent(a_log.as_bytes(), PARTY_B, "A's softphone log and SIP trace");
+    Ok(())
 }
 
 /// A wrong password gets no registration, and no call either: the INVITE's
@@ -228,7 +253,7 @@ async fn softphones_a_over_udp_calls_b_over_tcp_masked_with_audio_both_ways() ->
 async fn softphone_with_a_wrong_password_is_not_registered() -> Result<()> {
     bounded(TEST_LIMIT, async {
         let ml = maskline().await?;
-        let mut a = softphone(&ml, "a", 0, TONE_A_HZ).await?;
+        let mut a = softphone(&ml, "a", 0, TONE_A_HZ, false).await?;
         let ev = a
             .register(&account(
                 &ml,

@@ -36,7 +36,7 @@ mod sipp;
 mod wait;
 
 pub use api::{Api, Session};
-pub use baresip::{Account, Baresip, BaresipEvent, SipTransport, SoftphonePorts};
+pub use baresip::{Account, Baresip, BaresipEvent, BaresipOptions, SipTransport, SoftphonePorts};
 pub use config::{StartOptions, API_KEY, PARTY_A, PARTY_B, POOL, STRANGER};
 pub use error::{E2eError, Result};
 pub use flows::{bridge_call, dial, BridgedCall, CallEnds};

@@ -68,9 +68,34 @@ pub struct Sink {
     pub index: u32,
     /// Direction of the packets it receives.
     pub dir: Dir,
-    /// Where its latencies go (allocated by the caller, so that the pump
-    /// itself allocates nothing per packet).
+    /// Its receive buffer and latency histogram.
+    pub state: RecvState,
+}
+
+/// A sink's receive buffer and latency histogram, allocated (and made
+/// resident) by the caller, so the pump's memory is known before it runs
+/// and nothing is allocated per packet.
+#[derive(Debug, Clone)]
+pub struct RecvState {
+    /// Latencies of the packets received.
     pub latency: Histogram,
+    buf: Vec<u8>,
+}
+
+impl RecvState {
+    /// A fresh state (histogram and 2 KiB buffer, both written once).
+    pub fn new() -> RecvState {
+        RecvState {
+            latency: Histogram::new(),
+            buf: vec![1u8; 2048],
+        }
+    }
+}
+
+impl Default for RecvState {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 /// What one direction saw.
@@ -233,9 +258,12 @@ async fn receive(
         socket,
         index,
         dir,
-        mut latency,
+        state,
     } = sink;
-    let mut buf = [0u8; 2048];
+    let RecvState {
+        mut latency,
+        mut buf,
+    } = state;
     let (mut received, mut misrouted) = (0u64, 0u64);
     loop {
         tokio::select! {
@@ -294,13 +322,13 @@ mod tests {
                 socket: b,
                 index: 0,
                 dir: Dir::AToB,
-                latency: Histogram::new(),
+                state: RecvState::new(),
             },
             Sink {
                 socket: a,
                 index: 0,
                 dir: Dir::BToA,
-                latency: Histogram::new(),
+                state: RecvState::new(),
             },
         ];
         let stats = pump(

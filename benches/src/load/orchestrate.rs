@@ -16,8 +16,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::calls::CallSpec;
-use super::histogram::Histogram;
-use super::media::{self, Dir, PumpStats, Sink, Stream};
+use super::media::{self, Dir, PumpStats, RecvState, Sink, Stream};
 use super::procstat::{self, CpuTicks};
 use super::report::{DirectionReport, EngineCounters, LoadReport, PhaseReport};
 use super::uac::{ADialog, CallError, Uac};
@@ -84,7 +83,7 @@ pub(super) async fn run(cfg: LoadConfig, gen: Handle) -> Result<LoadReport, Load
     let uas_task = gen.spawn(uas.clone().run());
     // The generator's per-stream state exists before the memory baseline.
     let a_media: Vec<SocketAddr> = sockets.media.iter().map(|(a, _)| local(a)).collect();
-    let histograms: Vec<Histogram> = (0..2 * cfg.calls).map(|_| Histogram::new()).collect();
+    let recv_states: Vec<RecvState> = (0..2 * cfg.calls).map(|_| RecvState::new()).collect();
 
     let mut report = LoadReport {
         calls: cfg.calls,
@@ -124,7 +123,7 @@ pub(super) async fn run(cfg: LoadConfig, gen: Handle) -> Result<LoadReport, Load
     report.rss_after_setup_kib = proc(procstat::rss_kib())?;
 
     // Media through the relay.
-    let (streams, sinks) = relay_streams(&established, &sockets, histograms);
+    let (streams, sinks) = relay_streams(&established, &sockets, recv_states);
     report.relay = measure(&gen, streams, sinks, &cfg, cfg.media, epoch).await?;
     report.rss_after_media_kib = proc(procstat::rss_kib())?;
 
@@ -307,14 +306,14 @@ fn index_u32(i: usize) -> u32 {
     u32::try_from(i).unwrap_or(u32::MAX)
 }
 
-/// A sends to the engine's A port, B to its B port; latencies go to the
-/// histograms allocated before the memory baseline.
+/// A sends to the engine's A port, B to its B port; receivers use the
+/// states allocated before the memory baseline.
 fn relay_streams(
     established: &[Established],
     s: &Sockets,
-    histograms: Vec<Histogram>,
+    recv_states: Vec<RecvState>,
 ) -> (Vec<Stream>, Vec<Sink>) {
-    let mut pool = histograms.into_iter();
+    let mut pool = recv_states.into_iter();
     streams(
         established,
         s,
@@ -329,7 +328,7 @@ fn direct_streams(established: &[Established], s: &Sockets) -> (Vec<Stream>, Vec
         established,
         s,
         |_, (a, b)| (local(b), local(a)),
-        Histogram::new,
+        RecvState::new,
     )
 }
 
@@ -337,7 +336,7 @@ fn streams(
     established: &[Established],
     s: &Sockets,
     dests: impl Fn(&Established, &(Arc<UdpSocket>, Arc<UdpSocket>)) -> (SocketAddr, SocketAddr),
-    mut histogram: impl FnMut() -> Histogram,
+    mut recv_state: impl FnMut() -> RecvState,
 ) -> (Vec<Stream>, Vec<Sink>) {
     let (mut streams, mut sinks) = (Vec::new(), Vec::new());
     for e in established {
@@ -363,13 +362,13 @@ fn streams(
             socket: b.clone(),
             index,
             dir: Dir::AToB,
-            latency: histogram(),
+            state: recv_state(),
         });
         sinks.push(Sink {
             socket: a.clone(),
             index,
             dir: Dir::BToA,
-            latency: histogram(),
+            state: recv_state(),
         });
     }
     (streams, sinks)

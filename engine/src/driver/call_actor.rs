@@ -3,7 +3,7 @@
 //! retarget the relay, publish events).
 
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use rsipstack::sip::Request;
 use tokio::sync::{mpsc, oneshot};
@@ -113,6 +113,11 @@ pub(crate) async fn run(shared: Arc<Shared>, mut inbox: mpsc::Receiver<ActorInpu
             at: SystemTime::now(),
         },
     );
+    let check_every = (shared.settings.media_timeout / 4)
+        .clamp(Duration::from_millis(250), Duration::from_secs(5));
+    let mut media_check =
+        tokio::time::interval_at(tokio::time::Instant::now() + check_every, check_every);
+    media_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // `answer` commands waiting for the caller's ACK.
     let mut answer_waiters: Vec<oneshot::Sender<Result<CommandReply, CommandError>>> = Vec::new();
     loop {
@@ -185,6 +190,18 @@ pub(crate) async fn run(shared: Arc<Shared>, mut inbox: mpsc::Receiver<ActorInpu
                 None => break,
             },
             _ = sleep_until(deadline) => call.on_timeout(Instant::now()),
+            _ = media_check.tick() => {
+                // Dead-call detection: a bridged leg (not on hold) that
+                // sends no RTP for the media timeout ends the call.
+                if let Some(r) = relay.as_ref().filter(|_| call.media_expected()) {
+                    let silent = [Side::A, Side::B].into_iter().find(|s| r.idle_for(*s) >= shared.settings.media_timeout);
+                    if let Some(side) = silent {
+                        tracing::info!(call_id = %engine_id, ?side, "media timeout");
+                        let cause = q850::by_name("MEDIA_TIMEOUT").unwrap_or(q850::Cause { code: 102, name: "MEDIA_TIMEOUT" });
+                        call.hangup(cause, HangupBy::System, Instant::now());
+                    }
+                }
+            }
         }
     }
     cleanup(&shared, Some(&b_call_id));

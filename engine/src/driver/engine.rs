@@ -85,6 +85,7 @@ impl Engine {
             timers: TimerConfig::default(),
             ring_timeout: Duration::from_secs(config.calls.ring_timeout_secs),
             control_timeout: Duration::from_secs(config.calls.control_timeout_secs),
+            media_timeout: Duration::from_secs(config.rtp.media_timeout_secs),
             users: config
                 .users
                 .iter()

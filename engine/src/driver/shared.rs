@@ -46,6 +46,8 @@ pub(crate) struct Settings {
     pub rtp_ip: IpAddr,
     pub timers: TimerConfig,
     pub ring_timeout: Duration,
+    /// A bridged call whose leg sends no RTP this long is hung up.
+    pub media_timeout: Duration,
     /// How long a call in control mode waits for a command.
     pub control_timeout: Duration,
     /// Softphone users: username (E.164) → password.

@@ -14,6 +14,7 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
@@ -33,14 +34,37 @@ pub enum Side {
 }
 
 /// Live counters of a relay.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct RelayStats {
     a_to_b: AtomicU64,
     b_to_a: AtomicU64,
     dropped: AtomicU64,
+    /// Milliseconds after `start` of the last RTP packet from each leg.
+    last_rx_ms: [AtomicU64; 2],
+    start: Instant,
+}
+
+impl Default for RelayStats {
+    fn default() -> Self {
+        RelayStats {
+            a_to_b: AtomicU64::new(0),
+            b_to_a: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            last_rx_ms: [AtomicU64::new(0), AtomicU64::new(0)],
+            start: Instant::now(),
+        }
+    }
 }
 
 impl RelayStats {
+    /// How long `side` has sent no RTP (since the relay started when it
+    /// never sent any).
+    pub fn idle_for(&self, side: Side) -> Duration {
+        let i = if side == Side::A { 0 } else { 1 };
+        let last = Duration::from_millis(self.last_rx_ms[i].load(Ordering::Relaxed));
+        self.start.elapsed().saturating_sub(last)
+    }
+
     /// A snapshot.
     pub fn snapshot(&self) -> MediaStats {
         MediaStats {
@@ -72,6 +96,11 @@ impl RelayHandle {
     /// Current counters.
     pub fn stats(&self) -> MediaStats {
         self.stats.snapshot()
+    }
+
+    /// How long `side` has sent no RTP.
+    pub fn idle_for(&self, side: Side) -> Duration {
+        self.stats.idle_for(side)
     }
 }
 
@@ -183,6 +212,10 @@ async fn run(
         if !valid || !peers[from].accept(src) {
             stats.dropped.fetch_add(1, Ordering::Relaxed);
             continue;
+        }
+        if !rtcp {
+            let i = usize::from(from != A_RTP);
+            stats.last_rx_ms[i].store(stats.start.elapsed().as_millis() as u64, Ordering::Relaxed);
         }
         let Some(dest) = peers[to].dest else {
             stats.dropped.fetch_add(1, Ordering::Relaxed);

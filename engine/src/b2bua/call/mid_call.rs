@@ -83,6 +83,7 @@ impl Call {
     /// Note the media target a leg announced in `body`.
     pub(super) fn learn_media(&mut self, leg: Leg, body: &[u8]) {
         if let Ok(target) = sdp::remote_media(body) {
+            self.on_hold[leg as usize] = target.direction != crate::sdp::Direction::SendRecv;
             self.out.push_back(CallOutput::Media(leg, target));
         }
     }

@@ -44,6 +44,7 @@ use crate::sip::transaction::{
 
 /// Which leg a message belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(usize)]
 pub enum Leg {
     /// The caller's (inbound) leg.
     A,
@@ -189,6 +190,8 @@ pub struct Call {
     b_tsx: Option<ClientInviteTsx>,
     /// B answered.
     b_up: bool,
+    /// Per leg (A, B): its last SDP was not `sendrecv` (hold).
+    on_hold: [bool; 2],
     control_deadline: Option<Instant>,
     b_call_id: String,
     b_dialog: Option<Dialog>,
@@ -267,6 +270,7 @@ impl Call {
             ring_deadline: None,
             control_deadline,
             b_up: false,
+            on_hold: [false; 2],
             session_timer,
             session_deadline: None,
             phase: Phase::Held,
@@ -302,6 +306,7 @@ impl Call {
             relayed_nits: Vec::new(),
             setup,
         };
+        call.on_hold[Leg::A as usize] = a_media.direction != crate::sdp::Direction::SendRecv;
         call.out.push_back(CallOutput::Media(Leg::A, a_media));
         if call.control_deadline.is_some() {
             // Control mode: the caller hears ringback while the platform
@@ -355,6 +360,12 @@ impl Call {
             self.phase = Phase::Calling;
         }
         Ok(())
+    }
+
+    /// Whether media is expected both ways: the call is bridged and no leg
+    /// is on hold (a held leg may legitimately send nothing).
+    pub fn media_expected(&self) -> bool {
+        self.phase == Phase::Confirmed && self.b_up && !self.on_hold.iter().any(|h| *h)
     }
 
     /// Whether a B-leg INVITE is out and not answered.
