@@ -38,6 +38,8 @@ pub struct SessionView {
     pub active_call_id: Option<String>,
     /// The client's metadata object.
     pub metadata: serde_json::Value,
+    /// `bridge|control`: how inbound calls are handled.
+    pub inbound: String,
     /// The session's calls, newest first (only on `GET /v1/sessions/{id}`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub calls: Option<Vec<CallView>>,
@@ -63,6 +65,7 @@ impl From<&SessionRow> for SessionView {
             // shown as an empty object rather than failing the whole request.
             metadata: serde_json::from_str(&s.metadata)
                 .unwrap_or_else(|_| serde_json::Value::Object(serde_json::Map::new())),
+            inbound: s.inbound.clone(),
             calls: None,
         }
     }
@@ -164,8 +167,10 @@ mod tests {
             completion_reason: None,
             call_count: 0,
             active_call_id: None,
+            inbound: "control".into(),
         };
         let v = SessionView::from(&row).to_value();
+        assert_eq!(v["inbound"], "control");
         assert_eq!(v["record"], serde_json::json!(true));
         assert_eq!(v["created_at"], "2026-11-23T15:04:05.123Z");
         assert_eq!(v["expires_at"], "2026-11-23T16:04:05.123Z");

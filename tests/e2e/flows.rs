@@ -161,8 +161,7 @@ fn direction(sdp: &str) -> Option<&str> {
     sdp.lines()
         .map(str::trim)
         .filter_map(|l| l.strip_prefix("a="))
-        .filter(|a| ["sendrecv", "sendonly", "recvonly", "inactive"].contains(a))
-        .last()
+        .rfind(|a| ["sendrecv", "sendonly", "recvonly", "inactive"].contains(a))
 }
 
 /// The audio address of `m`'s SDP, which must be Maskline's relay (in its

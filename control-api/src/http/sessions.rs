@@ -20,7 +20,14 @@ use crate::view::SessionView;
 /// Largest `metadata`, as serialized JSON.
 pub const METADATA_MAX_BYTES: usize = 16 * 1024;
 const E164_HINT: &str = "must be an E.164 number such as +14155550101";
-const FIELDS: [&str; 5] = ["party_a", "party_b", "ttl_minutes", "record", "metadata"];
+const FIELDS: [&str; 6] = [
+    "party_a",
+    "party_b",
+    "ttl_minutes",
+    "record",
+    "metadata",
+    "inbound",
+];
 
 /// `POST /v1/sessions` → 201 Session.
 pub async fn create(
@@ -151,6 +158,16 @@ pub fn validate_create(
         }
     };
 
+    let control = match body.get("inbound") {
+        None | Some(Value::Null) => false,
+        Some(Value::String(s)) if s == "bridge" => false,
+        Some(Value::String(s)) if s == "control" => true,
+        Some(_) => {
+            errors.insert("inbound".into(), "must be \"bridge\" or \"control\"".into());
+            false
+        }
+    };
+
     match (party_a, party_b, ttl_minutes) {
         (Some(party_a), Some(party_b), Some(ttl_minutes)) if errors.is_empty() => Ok(NewSession {
             party_a,
@@ -158,6 +175,7 @@ pub fn validate_create(
             ttl_minutes,
             record,
             metadata,
+            control,
         }),
         _ => Err(ApiError::Validation(errors)),
     }
@@ -207,6 +225,21 @@ mod tests {
         assert_eq!(s.ttl_minutes, 60);
         assert!(!s.record);
         assert!(s.metadata.is_empty());
+        assert!(!s.control, "inbound defaults to bridge");
+    }
+
+    #[test]
+    fn inbound_mode_is_bridge_or_control() {
+        let with = |v: Value| json!({"party_a": "+14155550101", "party_b": "+14155550102", "inbound": v});
+        assert!(check(with(json!("control"))).is_ok_and(|s| s.control));
+        assert!(check(with(json!("bridge"))).is_ok_and(|s| !s.control));
+        assert!(check(with(Value::Null)).is_ok_and(|s| !s.control));
+        for bad in [json!("Control"), json!(true), json!("hold")] {
+            assert_eq!(
+                errors(with(bad))["inbound"],
+                "must be \"bridge\" or \"control\""
+            );
+        }
     }
 
     #[test]

@@ -4,10 +4,13 @@
 
 use maskline_engine::{Command, EngineHandle, HangupBy, Route};
 
+use crate::service::events::{EventBus, EventTx};
 use crate::service::ttl::TtlTimers;
 use crate::store::calls::{self, CallRow};
-use crate::store::events::{self, NewEvent};
-use crate::store::sessions::{self, SessionRow, STATE_OPEN};
+use crate::store::events::NewEvent;
+use crate::store::sessions::{
+    self, SessionRow, INBOUND_BRIDGE, INBOUND_CONTROL, STATE_OPEN,
+};
 use crate::store::tenants::TenantRow;
 use crate::store::{numbers, Store, StoreError};
 use crate::util::ids;
@@ -34,6 +37,8 @@ pub struct NewSession {
     pub record: bool,
     /// Client metadata (a JSON object).
     pub metadata: serde_json::Map<String, serde_json::Value>,
+    /// Inbound calls held for the control API instead of bridged at once.
+    pub control: bool,
 }
 
 /// Why a session operation failed.
@@ -58,17 +63,30 @@ pub struct SessionService {
     engine: EngineHandle,
     ttl: TtlTimers,
     clock: Clock,
+    events: EventBus,
 }
 
 impl SessionService {
     /// Assemble the service.
-    pub fn new(store: Store, engine: EngineHandle, ttl: TtlTimers, clock: Clock) -> Self {
+    pub fn new(
+        store: Store,
+        engine: EngineHandle,
+        ttl: TtlTimers,
+        clock: Clock,
+        events: EventBus,
+    ) -> Self {
         SessionService {
             store,
             engine,
             ttl,
             clock,
+            events,
         }
+    }
+
+    /// The event pipeline.
+    pub fn events(&self) -> &EventBus {
+        &self.events
     }
 
     /// The store.
@@ -96,9 +114,9 @@ impl SessionService {
     ) -> Result<SessionRow, SessionError> {
         let now = self.clock.now_ms();
         let id = ids::session_id();
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.events.begin(&self.store).await?;
         let Some(masked) = numbers::allocate(&mut tx, &tenant.id, &id).await? else {
-            tx.rollback().await.map_err(StoreError::from)?;
+            tx.rollback().await?;
             return Err(SessionError::PoolExhausted);
         };
         let row = SessionRow {
@@ -117,10 +135,16 @@ impl SessionService {
             completion_reason: None,
             call_count: 0,
             active_call_id: None,
+            inbound: if req.control {
+                INBOUND_CONTROL
+            } else {
+                INBOUND_BRIDGE
+            }
+            .to_string(),
         };
         sessions::insert(&mut tx, &row).await?;
         session_event(&mut tx, &row, "session.created", now).await?;
-        tx.commit().await.map_err(StoreError::from)?;
+        tx.commit().await?;
         self.activate(&row);
         tracing::info!(session_id = %row.id, tenant_id = %row.tenant_id, ttl_minutes = row.ttl_minutes, "session created");
         Ok(row)
@@ -220,9 +244,9 @@ impl SessionService {
         by: HangupBy,
     ) -> Result<Option<SessionRow>, SessionError> {
         let now = self.clock.now_ms();
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.events.begin(&self.store).await?;
         let Some(row) = sessions::complete(&mut tx, id, reason, now).await? else {
-            tx.rollback().await.map_err(StoreError::from)?;
+            tx.rollback().await?;
             return Ok(None);
         };
         numbers::release(&mut tx, &row.masked_number, &row.id, now).await?;
@@ -231,7 +255,7 @@ impl SessionService {
         if let Err(e) = tx.commit().await {
             // Still open in the store: keep it routable.
             self.engine.upsert_route(route_of(&row));
-            return Err(StoreError::from(e).into());
+            return Err(e.into());
         }
         self.ttl.cancel(&row.id);
         self.hangup_calls(&row.id, by);
@@ -271,29 +295,27 @@ pub fn route_of(row: &SessionRow) -> Route {
         party_a: row.party_a.clone(),
         party_b: row.party_b.clone(),
         record: row.record != 0,
-        control: false,
+        control: row.inbound == INBOUND_CONTROL,
         expires_at: ms_to_system_time(row.expires_at),
     }
 }
 
 /// Append a session event (`data` = the Session object).
 pub(crate) async fn session_event(
-    conn: &mut sqlx::AnyConnection,
+    tx: &mut EventTx,
     row: &SessionRow,
     kind: &str,
     now_ms: i64,
 ) -> Result<i64, StoreError> {
     let data = SessionView::from(row).to_value();
-    events::insert(
-        conn,
-        &NewEvent {
+    tx.append(&NewEvent {
             tenant_id: &row.tenant_id,
             session_id: Some(&row.id),
             call_id: None,
             kind,
-            data: &data,
-            created_at: now_ms,
-        },
-    )
+        data: &data,
+        created_at: now_ms,
+    })
     .await
+    .map(|r| r.id)
 }

@@ -1,10 +1,12 @@
 //! `events`: the append-only event log. Its autoincrement id is the SSE
-//! event id; rows are written in the same transaction as the state change
-//! they describe, before anything is published.
+//! event id and the source of the webhook `webhook-id`; rows are written in
+//! the same transaction as the state change they describe, before anything
+//! is published (see [`crate::service::events`]).
 
 use sqlx::AnyConnection;
 
 use super::StoreError;
+use crate::util::time::format_rfc3339;
 
 /// An event as stored.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -24,6 +26,26 @@ pub struct EventRow {
     pub data: String,
     /// Unix ms.
     pub created_at: i64,
+}
+
+impl EventRow {
+    /// The event envelope `{"id", "type", "created_at", "data"}` as compact
+    /// JSON text, keys in that order; `id` is the row id as a string. This
+    /// is the SSE `data:` and the webhook body.
+    pub fn envelope_json(&self) -> String {
+        let data = if serde_json::from_str::<serde::de::IgnoredAny>(&self.data).is_ok() {
+            self.data.as_str()
+        } else {
+            "null"
+        };
+        let string = |s: &str| serde_json::Value::String(s.to_string()).to_string();
+        format!(
+            "{{\"id\":{},\"type\":{},\"created_at\":{},\"data\":{data}}}",
+            string(&self.id.to_string()),
+            string(&self.kind),
+            string(&format_rfc3339(self.created_at)),
+        )
+    }
 }
 
 /// A new event.
@@ -75,4 +97,75 @@ pub async fn list_after(
     .bind(limit)
     .fetch_all(&mut *conn)
     .await?)
+}
+
+/// Events of a tenant (only call `call_id`'s when given) with id greater
+/// than `after_id`, oldest first.
+pub async fn list_after_for(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    call_id: Option<&str>,
+    after_id: i64,
+    limit: i64,
+) -> Result<Vec<EventRow>, StoreError> {
+    let Some(call_id) = call_id else {
+        return list_after(conn, tenant_id, after_id, limit).await;
+    };
+    Ok(sqlx::query_as(
+        "SELECT id, tenant_id, session_id, call_id, type, data, created_at FROM events \
+         WHERE call_id = $1 AND tenant_id = $2 AND id > $3 ORDER BY id LIMIT $4",
+    )
+    .bind(call_id)
+    .bind(tenant_id)
+    .bind(after_id)
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?)
+}
+
+/// One event by id.
+pub async fn get(conn: &mut AnyConnection, id: i64) -> Result<Option<EventRow>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT id, tenant_id, session_id, call_id, type, data, created_at FROM events \
+         WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(data: &str) -> EventRow {
+        EventRow {
+            id: 42,
+            tenant_id: "ten_1".into(),
+            session_id: None,
+            call_id: Some("cal_1".into()),
+            kind: "call.hangup".into(),
+            data: data.into(),
+            created_at: 1_795_446_245_123,
+        }
+    }
+
+    #[test]
+    fn envelope_has_fixed_key_order_and_string_id() {
+        assert_eq!(
+            row(r#"{"b":1,"a":"x"}"#).envelope_json(),
+            r#"{"id":"42","type":"call.hangup","created_at":"2026-11-23T15:04:05.123Z","data":{"b":1,"a":"x"}}"#
+        );
+        let v: serde_json::Value =
+            serde_json::from_str(&row("{}").envelope_json()).unwrap_or_default();
+        assert_eq!(v["id"], "42");
+    }
+
+    #[test]
+    fn corrupt_data_renders_as_null_not_broken_json() {
+        let text = row("{not json").envelope_json();
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        assert_eq!(v["data"], serde_json::Value::Null, "{text}");
+        assert_eq!(v["type"], "call.hangup");
+    }
 }

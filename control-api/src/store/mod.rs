@@ -9,9 +9,12 @@
 pub mod calls;
 pub mod events;
 pub mod numbers;
+pub mod operations;
 pub mod registrations;
 pub mod sessions;
 pub mod tenants;
+pub mod webhook_deliveries;
+pub mod webhook_endpoints;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

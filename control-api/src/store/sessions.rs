@@ -37,6 +37,9 @@ pub struct SessionRow {
     pub call_count: i64,
     /// The live call, if any.
     pub active_call_id: Option<String>,
+    /// `bridge` (inbound calls bridged at once) or `control` (held ringing
+    /// for the control API).
+    pub inbound: String,
 }
 
 impl SessionRow {
@@ -52,13 +55,17 @@ pub const STATE_OPEN: &str = "open";
 pub const STATE_ACTIVE: &str = "active";
 /// `state` of a finished session.
 pub const STATE_COMPLETED: &str = "completed";
+/// `inbound` of a session whose inbound calls are bridged at once.
+pub const INBOUND_BRIDGE: &str = "bridge";
+/// `inbound` of a session whose inbound calls wait for a command.
+pub const INBOUND_CONTROL: &str = "control";
 
 macro_rules! select_session {
     ($tail:literal) => {
         concat!(
             "SELECT id, tenant_id, masked_number, party_a, party_b, record, ttl_minutes, state, ",
             "metadata, created_at, expires_at, completed_at, completion_reason, call_count, ",
-            "active_call_id FROM sessions ",
+            "active_call_id, inbound FROM sessions ",
             $tail
         )
     };
@@ -69,7 +76,8 @@ pub async fn insert(conn: &mut AnyConnection, s: &SessionRow) -> Result<(), Stor
     sqlx::query(
         "INSERT INTO sessions (id, tenant_id, masked_number, party_a, party_b, record, ttl_minutes, \
          state, metadata, created_at, expires_at, completed_at, completion_reason, call_count, \
-         active_call_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+         active_call_id, inbound) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
     )
     .bind(&s.id)
     .bind(&s.tenant_id)
@@ -86,6 +94,7 @@ pub async fn insert(conn: &mut AnyConnection, s: &SessionRow) -> Result<(), Stor
     .bind(s.completion_reason.clone())
     .bind(s.call_count)
     .bind(s.active_call_id.clone())
+    .bind(&s.inbound)
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -126,7 +135,8 @@ pub async fn complete(
         "UPDATE sessions SET state = 'completed', completed_at = $2, completion_reason = $3 \
          WHERE id = $1 AND state <> 'completed' \
          RETURNING id, tenant_id, masked_number, party_a, party_b, record, ttl_minutes, state, \
-         metadata, created_at, expires_at, completed_at, completion_reason, call_count, active_call_id",
+         metadata, created_at, expires_at, completed_at, completion_reason, call_count, active_call_id, \
+         inbound",
     )
     .bind(id)
     .bind(now_ms)
