@@ -3,10 +3,13 @@
 use std::net::SocketAddr;
 
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::Router;
 
 use crate::http;
+use crate::http::sse::SseLimiter;
+use crate::service::commands::CommandService;
+use crate::service::events::EventBus;
 use crate::service::sessions::SessionService;
 use crate::store::Store;
 
@@ -18,6 +21,12 @@ pub const BODY_LIMIT_BYTES: usize = 64 * 1024;
 pub struct AppState {
     /// Session lifecycle (holds the engine handle and the clock).
     pub sessions: SessionService,
+    /// Call-control commands and operations.
+    pub commands: CommandService,
+    /// The event pipeline (SSE subscribes here).
+    pub events: EventBus,
+    /// Open SSE streams and their cap.
+    pub sse: SseLimiter,
     /// The store.
     pub store: Store,
     /// Where SIP listens (bound).
@@ -34,6 +43,28 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/sessions/{id}", get(http::sessions::get))
         .route("/v1/sessions/{id}/complete", post(http::sessions::complete))
         .route("/v1/calls/{id}", get(http::calls::get))
+        .route(
+            "/v1/calls/{id}/commands/answer",
+            post(http::commands::answer),
+        )
+        .route(
+            "/v1/calls/{id}/commands/hangup",
+            post(http::commands::hangup),
+        )
+        .route(
+            "/v1/calls/{id}/commands/disconnect",
+            post(http::commands::disconnect),
+        )
+        .route("/v1/calls/{id}/events", get(http::events::call_stream))
+        .route("/v1/operations/{id}", get(http::commands::operation))
+        .route("/v1/events", get(http::events::tenant_stream))
+        .route(
+            "/v1/webhook",
+            put(http::webhooks::put)
+                .get(http::webhooks::get)
+                .delete(http::webhooks::delete),
+        )
+        .route("/v1/webhook/deliveries", get(http::webhooks::deliveries))
         .fallback(http::not_found)
         .method_not_allowed_fallback(http::method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))

@@ -3,10 +3,11 @@
 
 use std::collections::BTreeMap;
 
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
+use crate::service::commands::SubmitError;
 use crate::service::sessions::SessionError;
 use crate::store::StoreError;
 
@@ -26,6 +27,21 @@ pub enum ApiError {
     /// 409 `number_pool_exhausted`.
     #[error("no free masked number in the tenant's pool; complete a session or add numbers")]
     NumberPoolExhausted,
+    /// 409 `call_ended`: a command for a call that is over.
+    #[error("the call has already ended")]
+    CallEnded,
+    /// 409 `command_uid_conflict`: the `command_uid` was used on this call
+    /// for another command (or cause).
+    #[error("command_uid was already used on this call for `{0}`; use a new command_uid")]
+    CommandUidConflict(String),
+    /// 503 `too_many_sse_streams` with `Retry-After`.
+    #[error("too many open event streams ({max}); retry later")]
+    TooManySseStreams {
+        /// The cap.
+        max: usize,
+        /// Seconds for `Retry-After`.
+        retry_after_secs: u64,
+    },
     /// 413 `payload_too_large`.
     #[error("request body larger than {limit} bytes")]
     PayloadTooLarge {
@@ -52,7 +68,10 @@ impl ApiError {
             ApiError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::NumberPoolExhausted => StatusCode::CONFLICT,
+            ApiError::NumberPoolExhausted
+            | ApiError::CallEnded
+            | ApiError::CommandUidConflict(_) => StatusCode::CONFLICT,
+            ApiError::TooManySseStreams { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -66,6 +85,9 @@ impl ApiError {
             ApiError::NotFound(_) => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::NumberPoolExhausted => "number_pool_exhausted",
+            ApiError::CallEnded => "call_ended",
+            ApiError::CommandUidConflict(_) => "command_uid_conflict",
+            ApiError::TooManySseStreams { .. } => "too_many_sse_streams",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::Validation(_) => "validation_failed",
             ApiError::Internal(_) => "internal",
@@ -97,7 +119,27 @@ impl IntoResponse for ApiError {
         if let ApiError::Internal(detail) = &self {
             tracing::error!(error = %detail, "request failed");
         }
-        (self.status(), Json(self.body())).into_response()
+        let mut resp = (self.status(), Json(self.body())).into_response();
+        if let ApiError::TooManySseStreams {
+            retry_after_secs, ..
+        } = &self
+        {
+            if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
+                resp.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+        }
+        resp
+    }
+}
+
+impl From<SubmitError> for ApiError {
+    fn from(e: SubmitError) -> Self {
+        match e {
+            SubmitError::NotFound => ApiError::NotFound("no such call"),
+            SubmitError::CallEnded => ApiError::CallEnded,
+            SubmitError::UidConflict(was) => ApiError::CommandUidConflict(was),
+            SubmitError::Store(e) => e.into(),
+        }
     }
 }
 
@@ -140,6 +182,20 @@ mod tests {
             (ApiError::Unauthenticated("x"), 401, "unauthenticated"),
             (ApiError::NotFound("x"), 404, "not_found"),
             (ApiError::NumberPoolExhausted, 409, "number_pool_exhausted"),
+            (ApiError::CallEnded, 409, "call_ended"),
+            (
+                ApiError::CommandUidConflict("answer".into()),
+                409,
+                "command_uid_conflict",
+            ),
+            (
+                ApiError::TooManySseStreams {
+                    max: 1,
+                    retry_after_secs: 5,
+                },
+                503,
+                "too_many_sse_streams",
+            ),
             (
                 ApiError::PayloadTooLarge { limit: 1 },
                 413,
@@ -154,5 +210,21 @@ mod tests {
             assert!(b.get("fields").is_none());
             assert!(!b.to_string().contains("secret detail"));
         }
+    }
+
+    #[test]
+    fn too_many_streams_sets_retry_after() {
+        let resp = ApiError::TooManySseStreams {
+            max: 1000,
+            retry_after_secs: 5,
+        }
+        .into_response();
+        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            resp.headers()
+                .get(header::RETRY_AFTER)
+                .map(|v| v.as_bytes()),
+            Some(&b"5"[..])
+        );
     }
 }

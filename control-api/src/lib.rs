@@ -6,13 +6,17 @@
 //!   workers → HTTP) and graceful stop; [`serve`] is what `maskline serve`
 //!   runs.
 //! - [`app`]: [`app::AppState`] and the router.
-//! - [`http`]: thin handlers (`auth`, `body`, `sessions`, `calls`, `health`).
+//! - [`http`]: thin handlers (`auth`, `body`, `sessions`, `calls`,
+//!   `commands`, `events` (SSE), `webhooks`, `health`).
 //! - [`error`]: the one [`error::ApiError`] enum → status + JSON body.
-//! - [`service`]: sessions, TTL timers, engine events, recovery, bootstrap,
-//!   admin (CLI) operations.
+//! - [`service`]: sessions, TTL timers, engine events, the event pipeline,
+//!   commands, webhook endpoints, recovery, bootstrap, admin (CLI)
+//!   operations.
 //! - [`store`]: `sqlx::AnyPool` over SQLite (default) or PostgreSQL, one
 //!   module per table; migrations in `migrations/{sqlite,postgres}`.
-//! - [`view`]: the `Session` and `Call` JSON objects.
+//! - [`view`]: the `Session`, `Call` and `Operation` JSON objects.
+//! - [`webhook`]: Standard Webhooks signatures, retry policy and the
+//!   outbox delivery worker.
 //! - [`util`]: ids and RFC 3339 time, the injectable clock.
 
 pub mod app;
@@ -23,6 +27,7 @@ pub mod service;
 pub mod store;
 pub mod util;
 pub mod view;
+pub mod webhook;
 
 pub use server::{start, Running, ServeError, ServeOptions};
 

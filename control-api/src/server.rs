@@ -10,26 +10,35 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::app::{router, AppState};
+use crate::http::sse::{SseLimiter, MAX_SSE_STREAMS};
 use crate::service::bootstrap::{self, BootstrapError, DevKey};
+use crate::service::commands::CommandService;
 use crate::service::engine_events;
+use crate::service::events::{EventBus, DEFAULT_CAPACITY};
 use crate::service::recovery::{self, RecoveryReport};
 use crate::service::registrations;
 use crate::service::sessions::SessionService;
 use crate::service::ttl::{self, TtlTimers};
+use crate::service::webhooks::{self, WebhookConfigError};
 use crate::store::{Store, StoreError};
 use crate::util::time::Clock;
+use crate::webhook::retry::RetryPolicy;
+use crate::webhook::worker::WebhookWorker;
 
 /// Knobs that are not configuration (tests inject a clock).
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
     /// Source of "now" for sessions and TTLs.
     pub clock: Clock,
+    /// Open SSE streams allowed at once.
+    pub max_sse_streams: usize,
 }
 
 impl Default for ServeOptions {
     fn default() -> Self {
         ServeOptions {
             clock: Clock::system(),
+            max_sse_streams: MAX_SSE_STREAMS,
         }
     }
 }
@@ -47,6 +56,12 @@ pub enum ServeError {
     /// The engine could not start.
     #[error(transparent)]
     Engine(#[from] StartError),
+    /// Applying the configured webhook URLs failed.
+    #[error(transparent)]
+    Webhooks(#[from] WebhookConfigError),
+    /// The webhook HTTP client could not be built.
+    #[error("webhooks: cannot build the HTTP client: {0}")]
+    WebhookClient(String),
     /// The HTTP listener could not be bound.
     #[error("http.listen: cannot bind {addr}: {source}")]
     BindHttp {
@@ -79,6 +94,10 @@ pub async fn start(
     let clock = options.clock;
     let store = Store::open(&config.store.url).await?;
     let dev_key = bootstrap::apply(&store, config, &clock).await?;
+    webhooks::apply_config(&store, config, &clock).await?;
+    let policy = RetryPolicy::from_secs(&config.webhooks.retry_schedule_secs);
+    let first_delay_ms = i64::try_from(policy.first_delay().as_millis()).unwrap_or(i64::MAX);
+    let events = EventBus::new(DEFAULT_CAPACITY, first_delay_ms);
 
     let started = Engine::start(config).await?;
     let engine = started.handle;
@@ -95,10 +114,31 @@ pub async fn start(
         started.registrations,
     ));
     let (timers, expired, timer_task) = TtlTimers::spawn(clock.clone());
-    let sessions = SessionService::new(store.clone(), engine.clone(), timers, clock);
+    let sessions = SessionService::new(
+        store.clone(),
+        engine.clone(),
+        timers,
+        clock.clone(),
+        events.clone(),
+    );
+    let commands = CommandService::new(store.clone(), events.clone(), engine.clone(), clock);
     let recovery = recovery::recover(&sessions).await?;
-    let events_task = tokio::spawn(engine_events::run(store.clone(), started.events));
+    let interrupted = commands.recover().await?;
+    if interrupted > 0 {
+        tracing::warn!(
+            operations = interrupted,
+            "operations interrupted by the last stop marked failed"
+        );
+    }
+    let events_task = tokio::spawn(engine_events::run(
+        events.clone(),
+        store.clone(),
+        started.events,
+    ));
     let expiry_task = tokio::spawn(ttl::run_expiry(sessions.clone(), expired));
+    let worker = WebhookWorker::new(store.clone(), events.clone(), &config.webhooks)
+        .map_err(|e| ServeError::WebhookClient(e.to_string()))?;
+    let webhook_task = tokio::spawn(worker.run());
 
     let listener = tokio::net::TcpListener::bind(config.http.listen)
         .await
@@ -114,6 +154,9 @@ pub async fn start(
         })?;
     let state = AppState {
         sessions,
+        commands,
+        events,
+        sse: SseLimiter::new(options.max_sse_streams),
         store,
         sip_addr,
         http_addr,
@@ -135,7 +178,13 @@ pub async fn start(
         recovery,
         shutdown: Some(shutdown),
         server,
-        workers: vec![timer_task, events_task, expiry_task, registrations_task],
+        workers: vec![
+            timer_task,
+            events_task,
+            expiry_task,
+            registrations_task,
+            webhook_task,
+        ],
     })
 }
 
@@ -165,6 +214,21 @@ impl Running {
         &self.state.store
     }
 
+    /// The event pipeline.
+    pub fn events(&self) -> &EventBus {
+        &self.state.events
+    }
+
+    /// The command service.
+    pub fn commands(&self) -> &CommandService {
+        &self.state.commands
+    }
+
+    /// The SSE stream limiter.
+    pub fn sse(&self) -> &SseLimiter {
+        &self.state.sse
+    }
+
     /// The dev tenant's key information, when the dev tenant is in use.
     pub fn dev_key(&self) -> Option<&DevKey> {
         self.dev_key.as_ref()
@@ -180,15 +244,18 @@ impl Running {
         tokio::select! {
             () = signal => self.shutdown().await,
             res = &mut self.server => {
+                self.state.events.close_streams();
                 self.stop_workers().await;
                 server_result(res)
             }
         }
     }
 
-    /// Stop: HTTP drains in-flight requests, workers stop, the store closes.
-    /// Timers need no saving: recovery re-arms them from the store.
+    /// Stop: SSE streams end, HTTP drains in-flight requests, workers stop,
+    /// the store closes. Timers need no saving: recovery re-arms them from
+    /// the store; pending webhook deliveries resume from the outbox.
     pub async fn shutdown(mut self) -> Result<(), ServeError> {
+        self.state.events.close_streams();
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }

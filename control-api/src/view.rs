@@ -1,9 +1,10 @@
-//! The JSON shapes of the API (`Session`, `Call`), built from store rows.
-//! Used by the HTTP responses and as the `data` of event rows.
+//! The JSON shapes of the API (`Session`, `Call`, `Operation`), built from
+//! store rows. Used by the HTTP responses and as the `data` of event rows.
 
 use serde::Serialize;
 
 use crate::store::calls::CallRow;
+use crate::store::operations::OperationRow;
 use crate::store::sessions::SessionRow;
 use crate::util::time::format_rfc3339;
 
@@ -145,6 +146,77 @@ impl CallView {
     }
 }
 
+/// The error of a failed or timed-out operation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OperationError {
+    /// Stable code: `call_ended`, `invalid_state`, `engine_stopped`,
+    /// `timeout`, `interrupted`.
+    pub code: String,
+    /// Detail.
+    pub message: String,
+}
+
+/// The `Operation` object (`GET /v1/operations/{id}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OperationView {
+    /// UUID v4.
+    pub id: String,
+    /// The call.
+    pub call_id: String,
+    /// `answer|hangup|disconnect`
+    pub command: String,
+    /// The client's de-duplication key.
+    pub command_uid: Option<String>,
+    /// Q.850 cause (hangup).
+    pub cause: Option<String>,
+    /// `in_progress|succeeded|failed|timeout`
+    pub status: String,
+    /// Why it did not succeed.
+    pub error: Option<OperationError>,
+    /// RFC 3339 UTC.
+    pub created_at: String,
+    /// RFC 3339 UTC, once the result is known.
+    pub completed_at: Option<String>,
+}
+
+impl From<&OperationRow> for OperationView {
+    fn from(o: &OperationRow) -> Self {
+        OperationView {
+            id: o.id.clone(),
+            call_id: o.call_id.clone(),
+            command: o.command.clone(),
+            command_uid: o.command_uid.clone(),
+            cause: o.cause.clone(),
+            status: o.status.clone(),
+            error: o.error.as_ref().map(|code| OperationError {
+                code: code.clone(),
+                message: o.error_message.clone().unwrap_or_default(),
+            }),
+            created_at: format_rfc3339(o.created_at),
+            completed_at: o.completed_at.map(format_rfc3339),
+        }
+    }
+}
+
+impl OperationView {
+    /// As a JSON value.
+    pub fn to_value(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// The `data` of its `command.result` event: the operation with its id
+    /// as `operation_id`.
+    pub fn result_data(&self) -> serde_json::Value {
+        let mut v = self.to_value();
+        if let Some(obj) = v.as_object_mut() {
+            if let Some(id) = obj.remove("id") {
+                obj.insert("operation_id".into(), id);
+            }
+        }
+        v
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -180,5 +252,47 @@ mod tests {
         assert!(v.get("tenant_id").is_none());
         let with = SessionView::from(&row).with_calls(&[]).to_value();
         assert_eq!(with["calls"], serde_json::json!([]));
+    }
+
+    #[test]
+    fn operation_view_and_command_result_data() {
+        let row = OperationRow {
+            id: "5f0c…".into(),
+            tenant_id: "ten_x".into(),
+            call_id: "cal_x".into(),
+            command: "answer".into(),
+            command_uid: None,
+            cause: None,
+            status: "timeout".into(),
+            error: Some("timeout".into()),
+            error_message: Some("no result".into()),
+            created_at: 1_795_446_245_123,
+            completed_at: Some(1_795_446_247_123),
+        };
+        let v = OperationView::from(&row).to_value();
+        assert_eq!(v["id"], "5f0c…");
+        assert_eq!(
+            v["error"],
+            serde_json::json!({"code": "timeout", "message": "no result"})
+        );
+        assert_eq!(v["completed_at"], "2026-11-23T15:04:07.123Z");
+        assert!(v.get("tenant_id").is_none());
+        let d = OperationView::from(&row).result_data();
+        assert_eq!(d["operation_id"], "5f0c…");
+        assert!(d.get("id").is_none());
+        assert_eq!(
+            (d["call_id"].clone(), d["status"].clone()),
+            ("cal_x".into(), "timeout".into())
+        );
+        let ok = OperationRow {
+            status: "succeeded".into(),
+            error: None,
+            error_message: None,
+            ..row
+        };
+        assert_eq!(
+            OperationView::from(&ok).to_value()["error"],
+            serde_json::Value::Null
+        );
     }
 }

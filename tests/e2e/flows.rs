@@ -124,6 +124,29 @@ fn is_response(m: &SipMessage, status: u16, method: &str) -> bool {
     m.status() == Some(status) && m.cseq().is_some_and(|(_, cm)| cm == method)
 }
 
+/// Asserts that what `outcome`'s SIPp received holds a response for each
+/// `(status, CSeq method)` of `present` and none for those of `absent`.
+fn assert_responses(outcome: &SippOutcome, present: &[(u16, &str)], absent: &[(u16, &str)]) {
+    let got = match received(outcome) {
+        Ok(got) => got,
+        Err(e) => panic!("{e}"),
+    };
+    for (status, method) in present {
+        assert!(
+            got.iter().any(|m| is_response(m, *status, method)),
+            "no {status} for {method}:\n{}",
+            outcome.describe()
+        );
+    }
+    for (status, method) in absent {
+        assert!(
+            !got.iter().any(|m| is_response(m, *status, method)),
+            "unexpected {status} for {method}:\n{}",
+            outcome.describe()
+        );
+    }
+}
+
 fn requests<'a>(msgs: &'a [SipMessage], method: &str) -> Vec<&'a SipMessage> {
     msgs.iter().filter(|m| m.method() == Some(method)).collect()
 }

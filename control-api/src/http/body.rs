@@ -16,17 +16,38 @@ impl<S: Send + Sync> FromRequest<S> for JsonObject {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
-            if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::PayloadTooLarge {
-                    limit: BODY_LIMIT_BYTES,
-                }
-            } else {
-                ApiError::field("body", "could not read the request body")
-            }
-        })?;
+        let bytes = read(req, state).await?;
         parse_object(&bytes).map(JsonObject)
     }
+}
+
+/// A request body that is a JSON object, or empty (read as `{}`): for
+/// requests whose fields are all optional.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OptionalJsonObject(pub serde_json::Map<String, serde_json::Value>);
+
+impl<S: Send + Sync> FromRequest<S> for OptionalJsonObject {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = read(req, state).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalJsonObject(serde_json::Map::new()));
+        }
+        parse_object(&bytes).map(OptionalJsonObject)
+    }
+}
+
+async fn read<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
+    Bytes::from_request(req, state).await.map_err(|rejection| {
+        if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge {
+                limit: BODY_LIMIT_BYTES,
+            }
+        } else {
+            ApiError::field("body", "could not read the request body")
+        }
+    })
 }
 
 /// Parse bytes as a JSON object, naming `body` in the 422 when it is not.

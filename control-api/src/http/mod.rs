@@ -3,8 +3,12 @@
 pub mod auth;
 pub mod body;
 pub mod calls;
+pub mod commands;
+pub mod events;
 pub mod health;
 pub mod sessions;
+pub mod sse;
+pub mod webhooks;
 
 use crate::error::ApiError;
 

@@ -230,7 +230,8 @@ mod tests {
 
     #[test]
     fn inbound_mode_is_bridge_or_control() {
-        let with = |v: Value| json!({"party_a": "+14155550101", "party_b": "+14155550102", "inbound": v});
+        let with =
+            |v: Value| json!({"party_a": "+14155550101", "party_b": "+14155550102", "inbound": v});
         assert!(check(with(json!("control"))).is_ok_and(|s| s.control));
         assert!(check(with(json!("bridge"))).is_ok_and(|s| !s.control));
         assert!(check(with(Value::Null)).is_ok_and(|s| !s.control));

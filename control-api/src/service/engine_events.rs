@@ -1,12 +1,14 @@
 //! The engine event consumer: one task draining the engine's event stream in
-//! order and persisting each event (calls row, session columns and an
-//! `events` row in one transaction) before anything else sees it.
+//! order and persisting each event (calls row, session columns, an `events`
+//! row and its webhook outbox rows in one transaction) before it is
+//! published to SSE subscribers and the webhook worker.
 
 use maskline_engine::{Direction, EngineEvent};
 use tokio::sync::mpsc;
 
+use crate::service::events::{EventBus, EventTx};
 use crate::store::calls::{self, CallEnd, NewCall};
-use crate::store::events::{self, NewEvent};
+use crate::store::events::NewEvent;
 use crate::store::{sessions, Store, StoreError};
 use crate::util::time::system_time_to_ms;
 use crate::view::CallView;
@@ -18,11 +20,11 @@ const ORIGINATOR_CANCEL: &str = "ORIGINATOR_CANCEL";
 const ATTEMPTS: u32 = 3;
 
 /// Drain `events` until the engine closes the stream.
-pub async fn run(store: Store, mut events: mpsc::UnboundedReceiver<EngineEvent>) {
+pub async fn run(bus: EventBus, store: Store, mut events: mpsc::UnboundedReceiver<EngineEvent>) {
     while let Some(event) = events.recv().await {
         let mut attempt = 1;
         loop {
-            match apply(&store, &event).await {
+            match apply(&bus, &store, &event).await {
                 Ok(()) => break,
                 Err(e) if attempt < ATTEMPTS => {
                     tracing::warn!(call_id = %event.call_id(), error = %e, attempt, "retrying engine event");
@@ -41,10 +43,10 @@ pub async fn run(store: Store, mut events: mpsc::UnboundedReceiver<EngineEvent>)
     tracing::debug!("engine event stream closed");
 }
 
-/// Persist one engine event. Events about unknown sessions, unknown calls or
-/// out-of-order transitions change nothing.
-pub async fn apply(store: &Store, event: &EngineEvent) -> Result<(), StoreError> {
-    let mut tx = store.begin().await?;
+/// Persist one engine event, then publish it. Events about unknown
+/// sessions, unknown calls or out-of-order transitions change nothing.
+pub async fn apply(bus: &EventBus, store: &Store, event: &EngineEvent) -> Result<(), StoreError> {
+    let mut tx = bus.begin(store).await?;
     let kind = match event {
         EngineEvent::CallInitiated {
             call_id,
@@ -166,28 +168,25 @@ fn event_time_ms(event: &EngineEvent) -> i64 {
 
 /// Append a call event (`data` = the Call object as it now is).
 pub(crate) async fn call_event(
-    conn: &mut sqlx::AnyConnection,
+    tx: &mut EventTx,
     call_id: &str,
     kind: &str,
     at_ms: i64,
 ) -> Result<(), StoreError> {
-    let Some(call) = calls::get(conn, call_id).await? else {
+    let Some(call) = calls::get(tx, call_id).await? else {
         return Err(StoreError::Corrupt(format!(
             "call {call_id} vanished inside its transaction"
         )));
     };
     let data = CallView::from(&call).to_value();
-    events::insert(
-        conn,
-        &NewEvent {
-            tenant_id: &call.tenant_id,
-            session_id: Some(&call.session_id),
-            call_id: Some(&call.id),
-            kind,
-            data: &data,
-            created_at: at_ms,
-        },
-    )
+    tx.append(&NewEvent {
+        tenant_id: &call.tenant_id,
+        session_id: Some(&call.session_id),
+        call_id: Some(&call.id),
+        kind,
+        data: &data,
+        created_at: at_ms,
+    })
     .await?;
     Ok(())
 }

@@ -204,8 +204,8 @@ impl DerefMut for EventTx {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::testing::{store, TempDir};
     use crate::store::tenants::{self, TenantLimits};
+    use crate::store::testing::{store, TempDir};
 
     async fn tenant(s: &Store, id: &str) {
         let mut c = s.pool().acquire().await.unwrap_or_else(|e| panic!("{e}"));
@@ -247,7 +247,10 @@ mod tests {
         let mut tx = bus.begin(&s).await.unwrap_or_else(|e| panic!("{e}"));
         let _ = tx.append(&event("ten_1", &data)).await;
         tx.rollback().await.unwrap_or_else(|e| panic!("{e}"));
-        assert!(rx.try_recv().is_err(), "a rolled back event is not published");
+        assert!(
+            rx.try_recv().is_err(),
+            "a rolled back event is not published"
+        );
         let mut c = s.pool().acquire().await.unwrap_or_else(|e| panic!("{e}"));
         let all = events::list_after(&mut c, "ten_1", 0, 10)
             .await

@@ -3,14 +3,20 @@
 //! - [`sessions`]: create / read / complete sessions, routes and TTL timers.
 //! - [`ttl`]: the timer task and the expiry worker.
 //! - [`engine_events`]: persisting the engine's call events.
+//! - [`events`]: the event pipeline (persist, then publish; outbox rows).
+//! - [`commands`]: call-control commands and their operations.
+//! - [`webhooks`]: webhook endpoints (API and config).
 //! - [`recovery`]: start-up recovery after a stop or crash.
 //! - [`bootstrap`]: tenants from the config, the `dev` tenant.
 //! - [`admin`]: the CLI's `tenant create` and `numbers add`.
 
 pub mod admin;
 pub mod bootstrap;
+pub mod commands;
 pub mod engine_events;
+pub mod events;
 pub mod recovery;
 pub mod registrations;
 pub mod sessions;
 pub mod ttl;
+pub mod webhooks;

@@ -36,7 +36,7 @@ pub async fn recover(service: &SessionService) -> Result<RecoveryReport, StoreEr
         calls::list_live(&mut conn).await?
     };
     for call in live {
-        let mut tx = store.begin().await?;
+        let mut tx = service.events().begin(store).await?;
         let end = CallEnd {
             ended_at: now.max(call.started_at),
             cause: SHUTDOWN_CAUSE,

@@ -8,9 +8,7 @@ use crate::service::events::{EventBus, EventTx};
 use crate::service::ttl::TtlTimers;
 use crate::store::calls::{self, CallRow};
 use crate::store::events::NewEvent;
-use crate::store::sessions::{
-    self, SessionRow, INBOUND_BRIDGE, INBOUND_CONTROL, STATE_OPEN,
-};
+use crate::store::sessions::{self, SessionRow, INBOUND_BRIDGE, INBOUND_CONTROL, STATE_OPEN};
 use crate::store::tenants::TenantRow;
 use crate::store::{numbers, Store, StoreError};
 use crate::util::ids;
@@ -309,10 +307,10 @@ pub(crate) async fn session_event(
 ) -> Result<i64, StoreError> {
     let data = SessionView::from(row).to_value();
     tx.append(&NewEvent {
-            tenant_id: &row.tenant_id,
-            session_id: Some(&row.id),
-            call_id: None,
-            kind,
+        tenant_id: &row.tenant_id,
+        session_id: Some(&row.id),
+        call_id: None,
+        kind,
         data: &data,
         created_at: now_ms,
     })

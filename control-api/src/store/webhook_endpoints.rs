@@ -46,20 +46,18 @@ impl std::fmt::Debug for EndpointRow {
     }
 }
 
-const SELECT: &str = "SELECT id, tenant_id, url, secret, source, created_at, updated_at, \
-                      disabled_at, disabled_reason FROM webhook_endpoints ";
-
 /// The tenant's endpoint, if any.
 pub async fn get_for_tenant(
     conn: &mut AnyConnection,
     tenant_id: &str,
 ) -> Result<Option<EndpointRow>, StoreError> {
-    Ok(
-        sqlx::query_as(&format!("{SELECT} WHERE tenant_id = $1"))
-            .bind(tenant_id)
-            .fetch_optional(&mut *conn)
-            .await?,
+    Ok(sqlx::query_as(
+        "SELECT id, tenant_id, url, secret, source, created_at, updated_at, disabled_at, \
+             disabled_reason FROM webhook_endpoints WHERE tenant_id = $1",
     )
+    .bind(tenant_id)
+    .fetch_optional(&mut *conn)
+    .await?)
 }
 
 /// Insert or replace the tenant's endpoint (enabled). The row keeps its id

@@ -33,6 +33,11 @@ pub fn api_key_id() -> String {
     with_prefix("key_")
 }
 
+/// A new webhook endpoint id (`whe_` + 24 random characters).
+pub fn webhook_endpoint_id() -> String {
+    with_prefix("whe_")
+}
+
 /// A new secret API key: `mk_` + 64 hex characters from 32 random bytes.
 pub fn api_key() -> String {
     let bytes: [u8; 32] = rand::rng().random();
@@ -65,6 +70,7 @@ mod tests {
         assert_shape(&session_id(), "ses_");
         assert_shape(&tenant_id(), "ten_");
         assert_shape(&api_key_id(), "key_");
+        assert_shape(&webhook_endpoint_id(), "whe_");
         assert_ne!(session_id(), session_id());
     }
 

@@ -47,7 +47,7 @@ fn hangup(
 
 async fn feed(srv: &Server, events: &[EngineEvent]) {
     for e in events {
-        apply(srv.running.store(), e)
+        apply(srv.running.events(), srv.running.store(), e)
             .await
             .unwrap_or_else(|err| panic!("{e:?}: {err}"));
     }

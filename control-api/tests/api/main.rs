@@ -3,7 +3,12 @@
 
 mod auth;
 mod cli;
+mod commands;
 mod engine_events;
 mod lifecycle;
+mod receiver;
 mod sessions;
+mod sse;
+mod sse_client;
 mod support;
+mod webhooks;

@@ -80,14 +80,21 @@ pub struct Server {
 
 impl Server {
     pub async fn start(config: &Config, clock: Clock) -> Server {
-        let running = maskline::start(
+        Server::start_with(
             config,
             ServeOptions {
-                clock: clock.clone(),
+                clock,
+                ..ServeOptions::default()
             },
         )
         .await
-        .unwrap_or_else(|e| panic!("start: {e}"));
+    }
+
+    pub async fn start_with(config: &Config, options: ServeOptions) -> Server {
+        let clock = options.clock.clone();
+        let running = maskline::start(config, options)
+            .await
+            .unwrap_or_else(|e| panic!("start: {e}"));
         let base = format!("http://{}", running.http_addr());
         Server {
             running,
@@ -196,6 +203,64 @@ impl Server {
             .shutdown()
             .await
             .unwrap_or_else(|e| panic!("shutdown: {e}"));
+    }
+}
+
+impl Server {
+    pub async fn put(&self, path: &str, key: &str, body: &Value) -> (StatusCode, Value) {
+        self.send(
+            self.client
+                .put(format!("{}{path}", self.base))
+                .header("X-API-Key", key)
+                .json(body),
+        )
+        .await
+    }
+
+    pub async fn delete(&self, path: &str, key: &str) -> (StatusCode, Value) {
+        self.send(
+            self.client
+                .delete(format!("{}{path}", self.base))
+                .header("X-API-Key", key),
+        )
+        .await
+    }
+
+    /// Persist engine events as the engine consumer would (and publish them).
+    pub async fn feed(&self, events: &[maskline_engine::EngineEvent]) {
+        for e in events {
+            maskline::service::engine_events::apply(self.running.events(), self.running.store(), e)
+                .await
+                .unwrap_or_else(|err| panic!("{e:?}: {err}"));
+        }
+    }
+
+    /// A ringing inbound call `call_id` (A → B) of session `sid`.
+    pub async fn call_started(&self, call_id: &str, sid: &str) {
+        self.feed(&[maskline_engine::EngineEvent::CallInitiated {
+            call_id: call_id.into(),
+            session_id: sid.into(),
+            direction: maskline_engine::Direction::Inbound,
+            caller: PARTY_A.into(),
+            callee: PARTY_B.into(),
+            at: maskline::util::time::ms_to_system_time(self.clock.now_ms()),
+        }])
+        .await;
+    }
+
+    /// Call `call_id` of session `sid` ended (A hung up before answer).
+    pub async fn call_ended(&self, call_id: &str, sid: &str) {
+        self.feed(&[maskline_engine::EngineEvent::CallHangup {
+            call_id: call_id.into(),
+            session_id: sid.into(),
+            cause: "ORIGINATOR_CANCEL".into(),
+            sip_status: Some(487),
+            hangup_by: maskline_engine::HangupBy::A,
+            answered: false,
+            at: maskline::util::time::ms_to_system_time(self.clock.now_ms()),
+            media: maskline_engine::MediaStats::default(),
+        }])
+        .await;
     }
 }
 

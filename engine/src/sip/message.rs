@@ -131,12 +131,57 @@ pub fn caller_identity(req: &Request) -> Option<String> {
 
 /// Parse the URI inside a name-addr (`"Name" <sip:x@y>;tag=1`) or addr-spec.
 pub fn uri_in_name_addr(value: &str) -> Option<Uri> {
+    let (uri, _) = split_name_addr(value)?;
+    Uri::try_from(uri).ok()
+}
+
+/// Split a name-addr or addr-spec header value into the URI text and the
+/// header parameters after it: `"A" <sip:a@h;lr>;expires=60;+sip.instance="<urn:x>"`
+/// → (`sip:a@h;lr`, `expires=60;+sip.instance="<urn:x>"`). The display name
+/// may be quoted and contain `<`; parameter values may be quoted and contain
+/// `>` (RFC 5626 instance ids do).
+pub fn split_name_addr(value: &str) -> Option<(&str, &str)> {
     let value = value.trim();
-    let inner = match (value.find('<'), value.rfind('>')) {
-        (Some(start), Some(end)) if start < end => &value[start + 1..end],
-        _ => value.split(';').next().unwrap_or(value),
-    };
-    Uri::try_from(inner).ok()
+    let mut quoted = false;
+    let mut escaped = false;
+    for (i, c) in value.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            '<' if !quoted => {
+                let rest = &value[i + 1..];
+                let end = rest.find('>')?;
+                let params = rest[end + 1..].trim_start().trim_start_matches(';');
+                return Some((&rest[..end], params));
+            }
+            _ => {}
+        }
+    }
+    // addr-spec: no angle brackets, parameters after the first ';' belong
+    // to the header, not the URI (RFC 3261 §20.10).
+    Some(match value.split_once(';') {
+        Some((uri, params)) => (uri.trim(), params),
+        None => (value, ""),
+    })
+}
+
+/// Split header parameters on `;` outside quotes.
+pub fn split_params(params: &str) -> impl Iterator<Item = &str> {
+    let mut out = Vec::new();
+    let (mut quoted, mut start) = (false, 0);
+    for (i, c) in params.char_indices() {
+        match c {
+            '"' => quoted = !quoted,
+            ';' if !quoted => {
+                out.push(&params[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    out.push(&params[start..]);
+    out.into_iter().map(str::trim).filter(|p| !p.is_empty())
 }
 
 /// Where a response to `req` goes (RFC 3261 §18.2.2 with RFC 3581): with
@@ -321,6 +366,20 @@ Content-Length: 0\r\n\r\n";
         assert_eq!(to_tag(&req), None);
         assert_eq!(caller_identity(&req).as_deref(), Some("+14155550101"));
         assert_eq!(uri_user(&req.uri).as_deref(), Some("+15550000001"));
+    }
+
+    #[test]
+    fn name_addr_with_quoted_angle_brackets() {
+        let v = "\"x<y\" <sip:+1415@10.0.0.1:5060;transport=tcp>;expires=300;+sip.instance=\"<urn:uuid:abc>\"";
+        let (uri, params) = split_name_addr(v).unwrap();
+        assert_eq!(uri, "sip:+1415@10.0.0.1:5060;transport=tcp");
+        assert_eq!(
+            split_params(params).collect::<Vec<_>>(),
+            vec!["expires=300", "+sip.instance=\"<urn:uuid:abc>\""]
+        );
+        assert_eq!(uri_in_name_addr(v).unwrap().user(), Some("+1415"));
+        let (uri, params) = split_name_addr("sip:a@h;expires=5").unwrap();
+        assert_eq!((uri, params), ("sip:a@h", "expires=5"));
     }
 
     #[test]

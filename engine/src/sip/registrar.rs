@@ -111,9 +111,10 @@ impl Registrar {
         // Validate everything before changing anything.
         let mut updates = Vec::new();
         for c in &contacts {
-            let uri = message::uri_in_name_addr(c)
-                .ok_or(RegisterError::BadContact)?
-                .to_string();
+            // Keep the URI as registered (parsed only to validate it).
+            let (raw, _) = message::split_name_addr(c).ok_or(RegisterError::BadContact)?;
+            rsipstack::sip::Uri::try_from(raw).map_err(|_| RegisterError::BadContact)?;
+            let uri = raw.to_string();
             let expires = contact_param(c, "expires")
                 .and_then(|v| v.parse::<u64>().ok())
                 .or(header_expires)
@@ -242,11 +243,8 @@ fn split_contacts(value: &str) -> Vec<String> {
 
 /// A header parameter after the name-addr (`<sip:x>;expires=60` → `60`).
 fn contact_param(contact: &str, name: &str) -> Option<String> {
-    let params = match contact.rfind('>') {
-        Some(i) => &contact[i + 1..],
-        None => contact.split_once(';').map(|(_, p)| p).unwrap_or(""),
-    };
-    params.split(';').find_map(|p| {
+    let (_, params) = message::split_name_addr(contact)?;
+    message::split_params(params).find_map(|p| {
         let (k, v) = p.split_once('=')?;
         k.trim()
             .eq_ignore_ascii_case(name)
@@ -328,6 +326,18 @@ mod tests {
             .unwrap()
             .is_empty());
         assert!(r.lookup("+14155550101", 1000).is_empty());
+    }
+
+    #[test]
+    fn instance_id_with_angle_brackets_keeps_uri_and_expires() {
+        let mut r = Registrar::new();
+        let c = "<sip:+14155550101@127.0.0.1:5062;transport=tcp>;expires=300;+sip.instance=\"<urn:uuid:1234>\"";
+        let b = r.register("u", &register(c, None, 1), src(), 0).unwrap();
+        assert_eq!(
+            b[0].contact,
+            "sip:+14155550101@127.0.0.1:5062;transport=tcp"
+        );
+        assert_eq!(b[0].expires_at, 300);
     }
 
     #[test]

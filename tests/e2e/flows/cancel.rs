@@ -4,7 +4,7 @@ use maskline_e2e::{bounded, Result, SipMessage, StartOptions};
 use reqwest::Method;
 
 use super::{
-    both_succeed, call_over, first_request, is_response, party_a_uac, received, requests,
+    assert_responses, both_succeed, call_over, first_request, party_a_uac, received, requests,
     str_field, trunk_uas, with_session, FLOW_LIMIT,
 };
 
@@ -26,22 +26,7 @@ async fn cancel_while_ringing_is_relayed_and_the_call_ends_cancelled_by_a() -> R
         )?;
         let (a, b) = both_succeed(a, b).await?;
 
-        let at_a = received(&a)?;
-        assert!(
-            at_a.iter().any(|m| is_response(m, 200, "CANCEL")),
-            "{}",
-            a.describe()
-        );
-        assert!(
-            at_a.iter().any(|m| is_response(m, 487, "INVITE")),
-            "{}",
-            a.describe()
-        );
-        assert!(
-            !at_a.iter().any(|m| is_response(m, 200, "INVITE")),
-            "{}",
-            a.describe()
-        );
+        assert_responses(&a, &[(200, "CANCEL"), (487, "INVITE")], &[(200, "INVITE")]);
 
         let at_b = received(&b)?;
         let invite = first_request(&at_b, "INVITE", &b)?;
@@ -98,17 +83,7 @@ async fn cancel_crossing_b_200_acks_then_byes_b() -> Result<()> {
         )?;
         let (a, b) = both_succeed(a, b).await?;
 
-        let at_a = received(&a)?;
-        assert!(
-            at_a.iter().any(|m| is_response(m, 487, "INVITE")),
-            "{}",
-            a.describe()
-        );
-        assert!(
-            !at_a.iter().any(|m| is_response(m, 200, "INVITE")),
-            "{}",
-            a.describe()
-        );
+        assert_responses(&a, &[(200, "CANCEL"), (487, "INVITE")], &[(200, "INVITE")]);
 
         let at_b = received(&b)?;
         let invite = first_request(&at_b, "INVITE", &b)?;
@@ -161,19 +136,8 @@ async fn cancel_after_the_200_changes_nothing_and_a_hangs_up() -> Result<()> {
         )?;
         let (a, b) = both_succeed(a, b).await?;
 
-        let at_a = received(&a)?;
-        for (status, method) in [(200, "INVITE"), (200, "CANCEL"), (200, "BYE")] {
-            assert!(
-                at_a.iter().any(|m| is_response(m, status, method)),
-                "{status} {method}:\n{}",
-                a.describe()
-            );
-        }
-        assert!(
-            !at_a.iter().any(|m| is_response(m, 487, "INVITE")),
-            "{}",
-            a.describe()
-        );
+        let answered = [(200, "INVITE"), (200, "CANCEL"), (200, "BYE")];
+        assert_responses(&a, &answered, &[(487, "INVITE")]);
         let at_b = received(&b)?;
         let order: Vec<&str> = at_b.iter().filter_map(SipMessage::method).collect();
         assert_eq!(order, ["INVITE", "ACK", "BYE"], "{}", b.describe());

@@ -3,7 +3,7 @@
 use maskline_e2e::{bounded, Result, SippOutcome, StartOptions};
 
 use super::{
-    both_succeed, call_over, first_request, is_response, party_a_uac, received, str_field,
+    assert_responses, both_succeed, call_over, first_request, party_a_uac, received, str_field,
     trunk_uas, with_session, FLOW_LIMIT,
 };
 
@@ -75,14 +75,7 @@ async fn a_calls_in_over_tcp() -> Result<()> {
         )?;
         let (a, b) = both_succeed(a, b).await?;
         assert!(all_tcp(&a), "A's side must be TCP only:\n{}", a.describe());
-        let at_a = received(&a)?;
-        for method in ["INVITE", "BYE"] {
-            assert!(
-                at_a.iter().any(|m| is_response(m, 200, method)),
-                "200 {method}:\n{}",
-                a.describe()
-            );
-        }
+        assert_responses(&a, &[(200, "INVITE"), (200, "BYE")], &[]);
         let at_b = received(&b)?;
         let invite = first_request(&at_b, "INVITE", &b)?;
         assert!(
