@@ -117,6 +117,22 @@ pub enum EngineEvent {
         /// Media counters of the call.
         media: MediaStats,
     },
+    /// A recorded call's WAV file is complete (after `CallHangup`).
+    RecordingReady {
+        /// Engine call id.
+        call_id: String,
+        /// Session id.
+        session_id: String,
+        /// The WAV file (`<recording.dir>/<call_id>.wav`).
+        path: std::path::PathBuf,
+        /// Length of the file.
+        duration_ms: u64,
+        /// Packets that did not make it into the file (queue full, late,
+        /// undecodable).
+        dropped_packets: u64,
+        /// When the file was finalised.
+        at: SystemTime,
+    },
 }
 
 impl EngineEvent {
@@ -127,7 +143,8 @@ impl EngineEvent {
             | EngineEvent::CallRinging { call_id, .. }
             | EngineEvent::CallAnswered { call_id, .. }
             | EngineEvent::CallBridged { call_id, .. }
-            | EngineEvent::CallHangup { call_id, .. } => call_id,
+            | EngineEvent::CallHangup { call_id, .. }
+            | EngineEvent::RecordingReady { call_id, .. } => call_id,
         }
     }
 
@@ -138,7 +155,8 @@ impl EngineEvent {
             | EngineEvent::CallRinging { session_id, .. }
             | EngineEvent::CallAnswered { session_id, .. }
             | EngineEvent::CallBridged { session_id, .. }
-            | EngineEvent::CallHangup { session_id, .. } => session_id,
+            | EngineEvent::CallHangup { session_id, .. }
+            | EngineEvent::RecordingReady { session_id, .. } => session_id,
         }
     }
 }
@@ -193,6 +211,17 @@ pub enum Command {
     /// caller itself (200 OK with the relay's SDP). Replies when the caller's
     /// ACK arrives; on an already answered call it replies at once.
     Answer {
+        /// Engine call id.
+        call_id: String,
+    },
+    /// Stop writing a call's recording: silence from now until
+    /// [`Command::ResumeRecording`] (keeps card numbers out of it).
+    PauseRecording {
+        /// Engine call id.
+        call_id: String,
+    },
+    /// Record again after [`Command::PauseRecording`].
+    ResumeRecording {
         /// Engine call id.
         call_id: String,
     },

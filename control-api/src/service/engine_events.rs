@@ -138,6 +138,36 @@ pub async fn apply(bus: &EventBus, store: &Store, event: &EngineEvent) -> Result
                 b_to_a = media.b_to_a_packets, dropped = media.dropped_packets, "call ended");
             "call.hangup"
         }
+        EngineEvent::RecordingReady {
+            call_id,
+            duration_ms,
+            dropped_packets,
+            at,
+            ..
+        } => {
+            let url = format!("/v1/calls/{call_id}/recording");
+            calls::set_recording_url(&mut tx, call_id, &url).await?;
+            let Some(call) = calls::get(&mut tx, call_id).await? else {
+                return Ok(());
+            };
+            let mut data = CallView::from(&call).to_value();
+            data["recording"] = serde_json::json!({
+                "url": url,
+                "duration_ms": duration_ms,
+                "dropped_packets": dropped_packets,
+            });
+            tx.append(&NewEvent {
+                tenant_id: &call.tenant_id,
+                session_id: Some(&call.session_id),
+                call_id: Some(&call.id),
+                kind: "recording.ready",
+                data: &data,
+                created_at: system_time_to_ms(*at),
+            })
+            .await?;
+            tx.commit().await?;
+            return Ok(());
+        }
     };
     call_event(&mut tx, event.call_id(), kind, event_time_ms(event)).await?;
     tx.commit().await?;
@@ -152,6 +182,7 @@ fn event_name(event: &EngineEvent) -> &'static str {
         EngineEvent::CallAnswered { .. } => "call_answered",
         EngineEvent::CallBridged { .. } => "call_bridged",
         EngineEvent::CallHangup { .. } => "call_hangup",
+        EngineEvent::RecordingReady { .. } => "recording_ready",
     }
 }
 
@@ -162,7 +193,8 @@ fn event_time_ms(event: &EngineEvent) -> i64 {
         | EngineEvent::CallRinging { at, .. }
         | EngineEvent::CallAnswered { at, .. }
         | EngineEvent::CallBridged { at, .. }
-        | EngineEvent::CallHangup { at, .. } => system_time_to_ms(*at),
+        | EngineEvent::CallHangup { at, .. }
+        | EngineEvent::RecordingReady { at, .. } => system_time_to_ms(*at),
     }
 }
 

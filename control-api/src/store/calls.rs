@@ -160,6 +160,20 @@ pub async fn end(conn: &mut AnyConnection, id: &str, e: &CallEnd<'_>) -> Result<
     Ok(done.rows_affected() == 1)
 }
 
+/// Record where the call's finished recording is served.
+pub async fn set_recording_url(
+    conn: &mut AnyConnection,
+    id: &str,
+    url: &str,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE calls SET recording_url = $2 WHERE id = $1")
+        .bind(id)
+        .bind(url)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
 /// A call by id, any tenant.
 pub async fn get(conn: &mut AnyConnection, id: &str) -> Result<Option<CallRow>, StoreError> {
     Ok(sqlx::query_as(select_call!("WHERE id = $1"))

@@ -82,7 +82,7 @@ fn drain(call: &mut Call) -> Drained {
                 .sent
                 .push((dest, String::from_utf8_lossy(&bytes).into_owned())),
             CallOutput::Event(e) => d.events.push(e),
-            CallOutput::Media(..) => {}
+            CallOutput::Media(..) | CallOutput::Codecs(..) => {}
         }
     }
     d

@@ -12,7 +12,10 @@ use super::shared::{ActorInput, Shared};
 use crate::b2bua::call::AnswerOutcome;
 use crate::b2bua::{Call, CallEvent, CallOutput, CallSetup, Leg};
 use crate::handle::{CommandError, CommandReply, Direction, EngineEvent, HangupBy};
+use crate::media::codec::Codec;
 use crate::media::ports::PortPair;
+use crate::media::recorder::RecorderFormat;
+use crate::media::recording::Recording;
 use crate::media::relay::{self, RelayHandle, Side};
 use crate::sip::transport::{response_endpoint, Endpoint};
 use crate::sip::{ids, message, q850};
@@ -21,6 +24,7 @@ pub(crate) struct NewCall {
     pub engine_id: String,
     pub session_id: String,
     pub control: bool,
+    pub record: bool,
     pub masked: String,
     pub caller: String,
     pub callee: String,
@@ -40,6 +44,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut inbox: mpsc::Receiver<ActorInpu
         engine_id,
         session_id,
         control,
+        record,
         masked,
         caller,
         callee,
@@ -118,6 +123,9 @@ pub(crate) async fn run(shared: Arc<Shared>, mut inbox: mpsc::Receiver<ActorInpu
     let mut media_check =
         tokio::time::interval_at(tokio::time::Instant::now() + check_every, check_every);
     media_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Payload types per leg (A, B) and the recording, once answered.
+    let mut codec_maps: [Vec<(u8, Codec)>; 2] = [Vec::new(), Vec::new()];
+    let mut recording: Option<Recording> = None;
     // `answer` commands waiting for the caller's ACK.
     let mut answer_waiters: Vec<oneshot::Sender<Result<CommandReply, CommandError>>> = Vec::new();
     loop {
@@ -129,8 +137,21 @@ pub(crate) async fn run(shared: Arc<Shared>, mut inbox: mpsc::Receiver<ActorInpu
                         r.set_target(if leg == Leg::A { Side::A } else { Side::B }, target);
                     }
                 }
+                CallOutput::Codecs(leg, map) => {
+                    if let Some(rec) = &recording {
+                        rec.set_codecs(side_of(leg), map.clone());
+                    }
+                    codec_maps[leg as usize] = map;
+                }
                 CallOutput::Event(ev) => {
                     let media = relay.as_ref().map(|r| r.stats()).unwrap_or_default();
+                    if record
+                        && recording.is_none()
+                        && matches!(ev, CallEvent::Answered | CallEvent::Bridged)
+                    {
+                        recording =
+                            start_recording(&shared, &engine_id, &codec_maps, relay.as_ref());
+                    }
                     match ev {
                         CallEvent::Answered | CallEvent::Bridged => {
                             for w in answer_waiters.drain(..) {
@@ -155,7 +176,26 @@ pub(crate) async fn run(shared: Arc<Shared>, mut inbox: mpsc::Receiver<ActorInpu
                             .by_session
                             .remove_if(&session_id, |_, c| c.engine_id == engine_id);
                     }
+                    let ended = matches!(ev, CallEvent::Hangup { .. });
                     emit(&shared, to_engine_event(ev, &engine_id, &session_id, media));
+                    if let (true, Some(rec)) = (ended, recording.take()) {
+                        match rec.finish(Instant::now()).await {
+                            Ok(info) => emit(
+                                &shared,
+                                EngineEvent::RecordingReady {
+                                    call_id: engine_id.clone(),
+                                    session_id: session_id.clone(),
+                                    path: info.path,
+                                    duration_ms: info.duration_ms,
+                                    dropped_packets: info.dropped_packets,
+                                    at: SystemTime::now(),
+                                },
+                            ),
+                            Err(e) => {
+                                tracing::error!(call_id = %engine_id, error = %e, "recording lost")
+                            }
+                        }
+                    }
                 }
             }
         }
@@ -180,6 +220,16 @@ pub(crate) async fn run(shared: Arc<Shared>, mut inbox: mpsc::Receiver<ActorInpu
                         let _ = reply.send(Err(CommandError::InvalidState { call_id: engine_id.clone(), state: state.into() }));
                     }
                 },
+                Some(ActorInput::Recording { pause, reply }) => {
+                    let result = match &recording {
+                        Some(rec) => {
+                            if pause { rec.pause(Instant::now()) } else { rec.resume(Instant::now()) }
+                            Ok(CommandReply::Done(1))
+                        }
+                        None => Err(CommandError::InvalidState { call_id: engine_id.clone(), state: "not recording".into() }),
+                    };
+                    let _ = reply.send(result);
+                }
                 Some(ActorInput::Disconnect { reply }) => {
                     let result = call
                         .disconnect(HangupBy::Api, Instant::now())
@@ -274,6 +324,50 @@ fn to_engine_event(
                 at,
                 media,
             }
+        }
+    }
+}
+
+fn side_of(leg: Leg) -> Side {
+    if leg == Leg::A {
+        Side::A
+    } else {
+        Side::B
+    }
+}
+
+/// Start recording the answered call to `<recording dir>/<call id>.wav`:
+/// wideband (48 kHz) when a leg's preferred codec is Opus, else 8 kHz.
+fn start_recording(
+    shared: &Shared,
+    engine_id: &str,
+    codec_maps: &[Vec<(u8, Codec)>; 2],
+    relay: Option<&RelayHandle>,
+) -> Option<Recording> {
+    let relay = relay?;
+    let wideband = codec_maps.iter().any(|m| {
+        m.iter()
+            .find(|(_, c)| c.is_audio())
+            .is_some_and(|(_, c)| *c == Codec::Opus)
+    });
+    let format = RecorderFormat {
+        sample_rate: if wideband { 48_000 } else { 8_000 },
+    };
+    let path = shared
+        .settings
+        .recording_dir
+        .join(format!("{engine_id}.wav"));
+    match Recording::start(path, format, Instant::now()) {
+        Ok(rec) => {
+            rec.set_codecs(Side::A, codec_maps[0].clone());
+            rec.set_codecs(Side::B, codec_maps[1].clone());
+            relay.set_tap(Some(rec.tap()));
+            tracing::info!(call_id = %engine_id, "recording");
+            Some(rec)
+        }
+        Err(e) => {
+            tracing::error!(call_id = %engine_id, error = %e, "cannot start recording");
+            None
         }
     }
 }

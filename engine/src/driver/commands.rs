@@ -46,6 +46,18 @@ async fn run(shared: &Shared, command: Command) -> Result<CommandReply, CommandE
             let call = lookup(shared, &call_id)?;
             ask(&call, |reply| ActorInput::Answer { reply }).await
         }
+        Command::PauseRecording { call_id } => {
+            let call = lookup(shared, &call_id)?;
+            ask(&call, |reply| ActorInput::Recording { pause: true, reply }).await
+        }
+        Command::ResumeRecording { call_id } => {
+            let call = lookup(shared, &call_id)?;
+            ask(&call, |reply| ActorInput::Recording {
+                pause: false,
+                reply,
+            })
+            .await
+        }
         Command::Disconnect { call_id } => {
             let call = lookup(shared, &call_id)?;
             ask(&call, |reply| ActorInput::Disconnect { reply }).await

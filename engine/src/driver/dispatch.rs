@@ -271,6 +271,7 @@ async fn admit(shared: &Arc<Shared>, req: Request, src: Endpoint) {
             engine_id,
             session_id: route.session_id,
             control: route.control,
+            record: route.record,
             masked: route.masked,
             caller,
             callee,

@@ -86,6 +86,7 @@ impl Engine {
             ring_timeout: Duration::from_secs(config.calls.ring_timeout_secs),
             control_timeout: Duration::from_secs(config.calls.control_timeout_secs),
             media_timeout: Duration::from_secs(config.rtp.media_timeout_secs),
+            recording_dir: config.recording.dir.clone(),
             users: config
                 .users
                 .iter()

@@ -24,6 +24,11 @@ pub(crate) enum ActorInput {
     Answer {
         reply: oneshot::Sender<Result<CommandReply, CommandError>>,
     },
+    /// Pause (true) or resume (false) the call's recording.
+    Recording {
+        pause: bool,
+        reply: oneshot::Sender<Result<CommandReply, CommandError>>,
+    },
     /// `disconnect` command.
     Disconnect {
         reply: oneshot::Sender<Result<CommandReply, CommandError>>,
@@ -46,6 +51,8 @@ pub(crate) struct Settings {
     pub rtp_ip: IpAddr,
     pub timers: TimerConfig,
     pub ring_timeout: Duration,
+    /// Where call recordings are written (`<dir>/<call_id>.wav`).
+    pub recording_dir: std::path::PathBuf,
     /// A bridged call whose leg sends no RTP this long is hung up.
     pub media_timeout: Duration,
     /// How long a call in control mode waits for a command.

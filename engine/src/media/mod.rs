@@ -6,6 +6,7 @@ pub mod dtmf;
 mod goertzel;
 pub mod ports;
 pub mod recorder;
+pub mod recording;
 pub mod relay;
 pub mod rtp;
 pub mod stats;

@@ -77,6 +77,7 @@ impl RelayStats {
 
 enum Control {
     Target(Side, MediaTarget),
+    Tap(Option<super::recording::Tap>),
 }
 
 /// Handle to a running relay; dropping it stops the relay and frees its
@@ -91,6 +92,11 @@ impl RelayHandle {
     /// Tell the relay where a leg wants its media (from that leg's SDP).
     pub fn set_target(&self, side: Side, target: MediaTarget) {
         let _ = self.control.send(Control::Target(side, target));
+    }
+
+    /// Hand copies of every relayed RTP packet to a recording (or stop).
+    pub fn set_tap(&self, tap: Option<super::recording::Tap>) {
+        let _ = self.control.send(Control::Tap(tap));
     }
 
     /// Current counters.
@@ -183,6 +189,7 @@ async fn run(
     const B_RTP: usize = 2;
     const B_RTCP: usize = 3;
     let mut bufs = [[0u8; 2048]; 4];
+    let mut tap: Option<super::recording::Tap> = None;
     loop {
         let [b0, b1, b2, b3] = &mut bufs;
         let (from, to, len, src, rtcp) = tokio::select! {
@@ -194,6 +201,7 @@ async fn run(
                         peers[rtp].retarget(usable(t.rtp));
                         peers[rtcp].retarget(usable(if t.rtcp_mux { t.rtp } else { t.rtcp }));
                     }
+                    Some(Control::Tap(t)) => tap = t,
                     None => return,
                 }
                 continue;
@@ -214,8 +222,15 @@ async fn run(
             continue;
         }
         if !rtcp {
+            let now = Instant::now();
             let i = usize::from(from != A_RTP);
-            stats.last_rx_ms[i].store(stats.start.elapsed().as_millis() as u64, Ordering::Relaxed);
+            stats.last_rx_ms[i].store(
+                now.duration_since(stats.start).as_millis() as u64,
+                Ordering::Relaxed,
+            );
+            if let Some(t) = &tap {
+                t.packet(if i == 0 { Side::A } else { Side::B }, packet, now);
+            }
         }
         let Some(dest) = peers[to].dest else {
             stats.dropped.fetch_add(1, Ordering::Relaxed);

@@ -85,6 +85,10 @@ impl Call {
         if let Ok(target) = sdp::remote_media(body) {
             self.on_hold[leg as usize] = target.direction != crate::sdp::Direction::SendRecv;
             self.out.push_back(CallOutput::Media(leg, target));
+            self.out.push_back(CallOutput::Codecs(
+                leg,
+                crate::media::recording::payload_map(body),
+            ));
         }
     }
 

@@ -141,6 +141,8 @@ pub enum CallOutput {
     },
     /// A leg's media target changed.
     Media(Leg, MediaTarget),
+    /// A leg's payload types (from its SDP), for the recorder.
+    Codecs(Leg, Vec<(u8, crate::media::codec::Codec)>),
     /// A call event.
     Event(CallEvent),
 }
@@ -308,6 +310,10 @@ impl Call {
         };
         call.on_hold[Leg::A as usize] = a_media.direction != crate::sdp::Direction::SendRecv;
         call.out.push_back(CallOutput::Media(Leg::A, a_media));
+        call.out.push_back(CallOutput::Codecs(
+            Leg::A,
+            crate::media::recording::payload_map(&call.a_tsx.request().body),
+        ));
         if call.control_deadline.is_some() {
             // Control mode: the caller hears ringback while the platform
             // decides.

@@ -1,0 +1,249 @@
+//! A call recording as a tokio task: the relay hands it copies of RTP
+//! packets through a bounded queue ([`Tap`]) and never waits on it (a full
+//! queue drops the copy and counts it); the task decodes and places them
+//! with the [`Recorder`], pauses and resumes on request, and finalises the
+//! WAV at hangup.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use rtp_rs::RtpReader;
+use tokio::sync::{mpsc, oneshot};
+
+use super::codec::Codec;
+use super::recorder::{Recorder, RecorderError, RecorderFormat, RecordingInfo};
+use super::relay::Side;
+
+/// Packets queued per recording before the relay starts dropping copies.
+const QUEUE: usize = 2048;
+
+enum Msg {
+    Packet(Side, Bytes, Instant),
+    Codecs(Side, Vec<(u8, Codec)>),
+    Pause(Instant),
+    Resume(Instant),
+    Finish(
+        Instant,
+        oneshot::Sender<Result<RecordingInfo, RecorderError>>,
+    ),
+}
+
+/// The relay's end: hand a packet copy over without ever waiting.
+#[derive(Clone)]
+pub struct Tap {
+    tx: mpsc::Sender<Msg>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl Tap {
+    /// Queue a copy of an RTP packet from `side`; a full queue drops it.
+    #[inline]
+    pub fn packet(&self, side: Side, packet: &[u8], arrival: Instant) {
+        if self
+            .tx
+            .try_send(Msg::Packet(side, Bytes::copy_from_slice(packet), arrival))
+            .is_err()
+        {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// A running recording.
+pub struct Recording {
+    tx: mpsc::Sender<Msg>,
+    dropped: Arc<AtomicU64>,
+    path: PathBuf,
+}
+
+impl Recording {
+    /// Create the WAV at `path` and start the writer task; the recording's
+    /// time origin is `now` (the answer), so its length matches the
+    /// answered duration.
+    pub fn start(
+        path: PathBuf,
+        format: RecorderFormat,
+        now: Instant,
+    ) -> Result<Recording, RecorderError> {
+        if let Some(dir) = path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let mut recorder = Recorder::create(&path, format)?;
+        recorder.resume(now)?; // anchors the timeline at `now`
+        let (tx, rx) = mpsc::channel(QUEUE);
+        tokio::spawn(run(recorder, rx));
+        Ok(Recording {
+            tx,
+            dropped: Arc::new(AtomicU64::new(0)),
+            path,
+        })
+    }
+
+    /// The file being written.
+    pub fn path(&self) -> &PathBuf {
+        &self.path
+    }
+
+    /// The relay's tap.
+    pub fn tap(&self) -> Tap {
+        Tap {
+            tx: self.tx.clone(),
+            dropped: self.dropped.clone(),
+        }
+    }
+
+    /// Payload types of `side` (from its SDP).
+    pub fn set_codecs(&self, side: Side, map: Vec<(u8, Codec)>) {
+        let _ = self.tx.try_send(Msg::Codecs(side, map));
+    }
+
+    /// Silence from `now` until [`resume`](Self::resume).
+    pub fn pause(&self, now: Instant) {
+        let _ = self.tx.try_send(Msg::Pause(now));
+    }
+
+    /// Record again from `now`.
+    pub fn resume(&self, now: Instant) {
+        let _ = self.tx.try_send(Msg::Resume(now));
+    }
+
+    /// Finalise the file at `now`. The relay's dropped copies are added to
+    /// the recorder's own count.
+    pub async fn finish(self, now: Instant) -> Result<RecordingInfo, RecorderError> {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Msg::Finish(now, tx)).await.is_err() {
+            return Err(RecorderError::Wav(hound::Error::IoError(
+                std::io::Error::other("recorder stopped"),
+            )));
+        }
+        let mut info = rx.await.map_err(|_| {
+            RecorderError::Wav(hound::Error::IoError(std::io::Error::other(
+                "recorder stopped",
+            )))
+        })??;
+        info.dropped_packets += self.dropped.load(Ordering::Relaxed);
+        Ok(info)
+    }
+}
+
+async fn run(mut recorder: Recorder, mut rx: mpsc::Receiver<Msg>) {
+    let mut codecs: [HashMap<u8, Codec>; 2] = [HashMap::new(), HashMap::new()];
+    let mut failed = false;
+    while let Some(msg) = rx.recv().await {
+        let result = match msg {
+            Msg::Packet(side, data, arrival) => {
+                let Ok(rtp) = RtpReader::new(&data) else {
+                    continue;
+                };
+                let pt = rtp.payload_type();
+                let map = &codecs[side_index(side)];
+                let Some(codec) = map
+                    .get(&pt)
+                    .copied()
+                    .or_else(|| Codec::from_static_payload_type(pt))
+                else {
+                    continue;
+                };
+                if failed {
+                    continue;
+                }
+                recorder.push(
+                    side,
+                    codec,
+                    rtp.sequence_number().into(),
+                    rtp.timestamp(),
+                    rtp.payload(),
+                    arrival,
+                )
+            }
+            Msg::Codecs(side, map) => {
+                codecs[side_index(side)] = map.into_iter().collect();
+                Ok(())
+            }
+            Msg::Pause(now) => recorder.pause(now),
+            Msg::Resume(now) => recorder.resume(now),
+            Msg::Finish(now, reply) => {
+                let _ = reply.send(recorder.finish(now));
+                return;
+            }
+        };
+        if let Err(e) = result {
+            if !failed {
+                tracing::error!(error = %e, "recording failed; further audio is not written");
+            }
+            failed = true;
+        }
+    }
+}
+
+fn side_index(side: Side) -> usize {
+    match side {
+        Side::A => 0,
+        Side::B => 1,
+    }
+}
+
+/// Payload type → codec of the audio m-line of an SDP body: static types
+/// by number, dynamic ones by their `a=rtpmap`.
+pub fn payload_map(sdp: &[u8]) -> Vec<(u8, Codec)> {
+    let text = String::from_utf8_lossy(sdp);
+    let mut out = Vec::new();
+    let mut in_audio = false;
+    for line in text.lines() {
+        let line = line.trim();
+        if let Some(m) = line.strip_prefix("m=") {
+            in_audio = m.starts_with("audio ");
+            if in_audio {
+                for pt in m
+                    .split_whitespace()
+                    .skip(3)
+                    .filter_map(|t| t.parse::<u8>().ok())
+                {
+                    if let Some(c) = Codec::from_static_payload_type(pt) {
+                        out.push((pt, c));
+                    }
+                }
+            }
+        } else if let (true, Some(map)) = (in_audio, line.strip_prefix("a=rtpmap:")) {
+            let mut it = map.splitn(2, ' ');
+            let (Some(pt), Some(enc)) = (
+                it.next().and_then(|p| p.trim().parse::<u8>().ok()),
+                it.next(),
+            ) else {
+                continue;
+            };
+            let mut parts = enc.trim().split('/');
+            let name = parts.next().unwrap_or("");
+            let rate = parts
+                .next()
+                .and_then(|r| r.parse::<u32>().ok())
+                .unwrap_or(8000);
+            let channels = parts.next().and_then(|c| c.parse::<u8>().ok());
+            if let Some(c) = Codec::from_rtpmap(name, rate, channels) {
+                out.retain(|(p, _)| *p != pt);
+                out.push((pt, c));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payload_map_reads_static_and_dynamic_types() {
+        let sdp = b"v=0\r\nm=audio 4000 RTP/AVP 0 8 111 101\r\na=rtpmap:111 opus/48000/2\r\na=rtpmap:101 telephone-event/8000\r\nm=video 0 RTP/AVP 96\r\na=rtpmap:96 VP8/90000\r\n";
+        let map = payload_map(sdp);
+        assert!(map.contains(&(0, Codec::Pcmu)));
+        assert!(map.contains(&(8, Codec::Pcma)));
+        assert!(map.contains(&(111, Codec::Opus)));
+        assert!(map.contains(&(101, Codec::TelephoneEvent { rate: 8000 })));
+        assert_eq!(map.len(), 4);
+    }
+}
