@@ -265,32 +265,11 @@ impl Call {
     pub(super) fn pump_relayed(&mut self, now: Instant) {
         let mut finals: Vec<(usize, Response)> = Vec::new();
         for (i, r) in self.relayed_invites.iter_mut().enumerate() {
-            while let Some(bytes) = r.server.poll_transmit() {
-                self.out.push_back(CallOutput::Send {
-                    dest: r.server_dest,
-                    bytes,
-                });
-            }
-            while let Some(bytes) = r.client.poll_transmit() {
-                self.out.push_back(CallOutput::Send {
-                    dest: r.client_dest,
-                    bytes,
-                });
-            }
+            send_all(&mut self.out, r.server_dest, || r.server.poll_transmit());
+            send_all(&mut self.out, r.client_dest, || r.client.poll_transmit());
             while r.server.poll_event().is_some() {}
             while let Some(ev) = r.client.poll_event() {
-                match ev {
-                    ClientEvent::Response(resp) if resp.status_code.code() >= 200 => {
-                        finals.push((i, resp))
-                    }
-                    ClientEvent::Response(_) => {}
-                    ClientEvent::Timeout => {
-                        finals.push((
-                            i,
-                            message::response(r.client.request(), 408, None, &[], None),
-                        ));
-                    }
-                }
+                finals.extend(final_response(ev, r.client.request()).map(|f| (i, f)));
             }
         }
         for (i, resp) in finals {
@@ -298,31 +277,10 @@ impl Call {
         }
         let mut nit_finals: Vec<(usize, Response)> = Vec::new();
         for (i, r) in self.relayed_nits.iter_mut().enumerate() {
-            while let Some(bytes) = r.server.poll_transmit() {
-                self.out.push_back(CallOutput::Send {
-                    dest: r.server_dest,
-                    bytes,
-                });
-            }
-            while let Some(bytes) = r.client.poll_transmit() {
-                self.out.push_back(CallOutput::Send {
-                    dest: r.client_dest,
-                    bytes,
-                });
-            }
+            send_all(&mut self.out, r.server_dest, || r.server.poll_transmit());
+            send_all(&mut self.out, r.client_dest, || r.client.poll_transmit());
             while let Some(ev) = r.client.poll_event() {
-                match ev {
-                    ClientEvent::Response(resp) if resp.status_code.code() >= 200 => {
-                        nit_finals.push((i, resp))
-                    }
-                    ClientEvent::Response(_) => {}
-                    ClientEvent::Timeout => {
-                        nit_finals.push((
-                            i,
-                            message::response(r.client.request(), 408, None, &[], None),
-                        ));
-                    }
-                }
+                nit_finals.extend(final_response(ev, r.client.request()).map(|f| (i, f)));
             }
         }
         for (i, resp) in nit_finals {
@@ -330,20 +288,10 @@ impl Call {
         }
         // Final responses just queued by finish_relayed_*.
         for r in &mut self.relayed_invites {
-            while let Some(bytes) = r.server.poll_transmit() {
-                self.out.push_back(CallOutput::Send {
-                    dest: r.server_dest,
-                    bytes,
-                });
-            }
+            send_all(&mut self.out, r.server_dest, || r.server.poll_transmit());
         }
         for r in &mut self.relayed_nits {
-            while let Some(bytes) = r.server.poll_transmit() {
-                self.out.push_back(CallOutput::Send {
-                    dest: r.server_dest,
-                    bytes,
-                });
-            }
+            send_all(&mut self.out, r.server_dest, || r.server.poll_transmit());
         }
         self.relayed_invites
             .retain(|r| !(r.answered && r.server.is_terminated() && r.client.is_terminated()));
@@ -504,5 +452,26 @@ impl Call {
         if status == 200 {
             self.reinvites.push((leg, cseq, dest, tsx));
         }
+    }
+}
+
+/// Queue every datagram `next` yields for `dest`.
+pub(super) fn send_all(
+    out: &mut std::collections::VecDeque<CallOutput>,
+    dest: Endpoint,
+    mut next: impl FnMut() -> Option<bytes::Bytes>,
+) {
+    while let Some(bytes) = next() {
+        out.push_back(CallOutput::Send { dest, bytes });
+    }
+}
+
+/// The final response a client transaction event stands for (a
+/// transaction timeout becomes a local 408); `None` for provisionals.
+fn final_response(ev: ClientEvent, request: &Request) -> Option<Response> {
+    match ev {
+        ClientEvent::Response(resp) if resp.status_code.code() >= 200 => Some(resp),
+        ClientEvent::Response(_) => None,
+        ClientEvent::Timeout => Some(message::response(request, 408, None, &[], None)),
     }
 }

@@ -28,7 +28,7 @@ use rsipstack::sip::{Method, Request, Response, SipMessage};
 mod mid_call;
 pub mod session_timer;
 
-use self::mid_call::{RelayedInvite, RelayedNonInvite};
+use self::mid_call::{send_all, RelayedInvite, RelayedNonInvite};
 use super::outbound::{self, LocalIdentity, OutboundInvite, ALLOW};
 use crate::handle::HangupBy;
 use crate::sdp::{self, MediaTarget, RewriteParams};
@@ -769,19 +769,9 @@ impl Call {
     /// Drain every transaction's transmits and events until quiet.
     fn pump(&mut self, now: Instant) {
         loop {
-            while let Some(bytes) = self.a_tsx.poll_transmit() {
-                self.out.push_back(CallOutput::Send {
-                    dest: self.a_dest,
-                    bytes,
-                });
-            }
+            send_all(&mut self.out, self.a_dest, || self.a_tsx.poll_transmit());
             if let Some(t) = &mut self.b_tsx {
-                while let Some(bytes) = t.poll_transmit() {
-                    self.out.push_back(CallOutput::Send {
-                        dest: self.setup.b_dest,
-                        bytes,
-                    });
-                }
+                send_all(&mut self.out, self.setup.b_dest, || t.poll_transmit());
             }
             let mut a_events = Vec::new();
             while let Some(ev) = self.a_tsx.poll_event() {
@@ -794,26 +784,14 @@ impl Call {
                 }
             }
             for n in &mut self.client_nits {
-                while let Some(bytes) = n.tsx.poll_transmit() {
-                    self.out.push_back(CallOutput::Send {
-                        dest: n.dest,
-                        bytes,
-                    });
-                }
+                send_all(&mut self.out, n.dest, || n.tsx.poll_transmit());
                 while n.tsx.poll_event().is_some() {}
             }
             for n in &mut self.server_nits {
-                while let Some(bytes) = n.tsx.poll_transmit() {
-                    self.out.push_back(CallOutput::Send {
-                        dest: n.dest,
-                        bytes,
-                    });
-                }
+                send_all(&mut self.out, n.dest, || n.tsx.poll_transmit());
             }
             for (_, _, dest, r) in &mut self.reinvites {
-                while let Some(bytes) = r.poll_transmit() {
-                    self.out.push_back(CallOutput::Send { dest: *dest, bytes });
-                }
+                send_all(&mut self.out, *dest, || r.poll_transmit());
                 while r.poll_event().is_some() {}
             }
             self.pump_relayed(now);
