@@ -116,6 +116,10 @@ pub struct CallView {
     pub sip_status: Option<i64>,
     /// Recording location, once ready.
     pub recording_url: Option<String>,
+    /// Media quality per leg once the call is over: `a` is what Maskline
+    /// received from the caller, `b` from the callee (packets, lost,
+    /// loss_pct, jitter_ms, and the peer's RTCP figures).
+    pub quality: Option<serde_json::Value>,
 }
 
 impl From<&CallRow> for CallView {
@@ -135,6 +139,10 @@ impl From<&CallRow> for CallView {
             hangup_by: c.hangup_by.clone(),
             sip_status: c.sip_status,
             recording_url: c.recording_url.clone(),
+            quality: c
+                .quality
+                .as_deref()
+                .and_then(|q| serde_json::from_str(q).ok()),
         }
     }
 }

@@ -173,7 +173,7 @@ pub struct RegistrationEvent {
 }
 
 /// Packet counters of one call's relay, per direction.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
 pub struct MediaStats {
     /// RTP packets relayed from the A leg to the B leg.
     pub a_to_b_packets: u64,
@@ -181,6 +181,11 @@ pub struct MediaStats {
     pub b_to_a_packets: u64,
     /// Packets dropped (wrong source after latching, not RTP, send errors).
     pub dropped_packets: u64,
+    /// What Maskline received from the caller's leg: packets, loss, jitter,
+    /// and what the caller reported over RTCP.
+    pub a: crate::media::stats::QualityStats,
+    /// The same for the callee's leg.
+    pub b: crate::media::stats::QualityStats,
 }
 
 /// A command for the engine. Results come back on a oneshot channel.

@@ -128,6 +128,8 @@ pub async fn apply(bus: &EventBus, store: &Store, event: &EngineEvent) -> Result
                 } else {
                     "failed"
                 },
+                quality: serde_json::to_string(&serde_json::json!({ "a": media.a, "b": media.b }))
+                    .ok(),
             };
             if !calls::end(&mut tx, call_id, &end).await? {
                 return Ok(());

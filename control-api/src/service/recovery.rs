@@ -45,6 +45,7 @@ pub async fn recover(service: &SessionService) -> Result<RecoveryReport, StoreEr
             answered: false,
             state_if_answered: "completed",
             state_if_unanswered: "failed",
+            quality: None,
         };
         if calls::end(&mut tx, &call.id, &end).await? {
             sessions::call_ended(&mut tx, &call.session_id, &call.id).await?;

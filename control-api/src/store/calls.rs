@@ -37,6 +37,8 @@ pub struct CallRow {
     pub sip_status: Option<i64>,
     /// Where the recording is, once ready.
     pub recording_url: Option<String>,
+    /// Media quality JSON (`{"a": …, "b": …}`), once over.
+    pub quality: Option<String>,
 }
 
 /// A call that just started.
@@ -76,13 +78,15 @@ pub struct CallEnd<'a> {
     pub state_if_answered: &'a str,
     /// Final state when it was not (`failed` or `cancelled`).
     pub state_if_unanswered: &'a str,
+    /// Media quality JSON, if known.
+    pub quality: Option<String>,
 }
 
 macro_rules! select_call {
     ($tail:literal) => {
         concat!(
             "SELECT id, tenant_id, session_id, direction, state, caller, callee, started_at, ",
-            "answered_at, ended_at, duration_ms, hangup_cause, hangup_by, sip_status, recording_url ",
+            "answered_at, ended_at, duration_ms, hangup_cause, hangup_by, sip_status, recording_url, quality ",
             "FROM calls ",
             $tail
         )
@@ -144,7 +148,8 @@ pub async fn end(conn: &mut AnyConnection, id: &str, e: &CallEnd<'_>) -> Result<
         "UPDATE calls SET ended_at = $2, hangup_cause = $3, hangup_by = $4, sip_status = $5, \
          duration_ms = CASE WHEN answered_at IS NULL THEN 0 \
                             WHEN $2 > answered_at THEN $2 - answered_at ELSE 0 END, \
-         state = CASE WHEN answered_at IS NOT NULL OR $8 = 1 THEN $6 ELSE $7 END \
+         state = CASE WHEN answered_at IS NOT NULL OR $8 = 1 THEN $6 ELSE $7 END, \
+         quality = $9 \
          WHERE id = $1 AND ended_at IS NULL",
     )
     .bind(id)
@@ -155,6 +160,7 @@ pub async fn end(conn: &mut AnyConnection, id: &str, e: &CallEnd<'_>) -> Result<
     .bind(e.state_if_answered)
     .bind(e.state_if_unanswered)
     .bind(i64::from(e.answered))
+    .bind(e.quality.as_deref())
     .execute(&mut *conn)
     .await?;
     Ok(done.rows_affected() == 1)

@@ -138,13 +138,19 @@ pub(crate) async fn run(shared: Arc<Shared>, mut inbox: mpsc::Receiver<ActorInpu
                     }
                 }
                 CallOutput::Codecs(leg, map) => {
+                    if let Some(r) = &relay {
+                        r.set_codecs(side_of(leg), map.clone());
+                    }
                     if let Some(rec) = &recording {
                         rec.set_codecs(side_of(leg), map.clone());
                     }
                     codec_maps[leg as usize] = map;
                 }
                 CallOutput::Event(ev) => {
-                    let media = relay.as_ref().map(|r| r.stats()).unwrap_or_default();
+                    let mut media = relay.as_ref().map(|r| r.stats()).unwrap_or_default();
+                    if let (CallEvent::Hangup { .. }, Some(r)) = (&ev, &relay) {
+                        [media.a, media.b] = r.quality().await;
+                    }
                     if record
                         && recording.is_none()
                         && matches!(ev, CallEvent::Answered | CallEvent::Bridged)

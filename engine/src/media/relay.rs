@@ -19,10 +19,13 @@ use std::time::{Duration, Instant};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
+use super::codec::Codec;
 use super::ports::PortPair;
 use super::rtp::{is_rtcp, is_rtp};
+use super::stats::{QualityStats, RtpStats};
 use crate::handle::MediaStats;
 use crate::sdp::MediaTarget;
+use rtp_rs::RtpReader;
 
 /// Which leg of a call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,6 +74,7 @@ impl RelayStats {
             a_to_b_packets: self.a_to_b.load(Ordering::Relaxed),
             b_to_a_packets: self.b_to_a.load(Ordering::Relaxed),
             dropped_packets: self.dropped.load(Ordering::Relaxed),
+            ..MediaStats::default()
         }
     }
 }
@@ -78,6 +82,8 @@ impl RelayStats {
 enum Control {
     Target(Side, MediaTarget),
     Tap(Option<super::recording::Tap>),
+    Codecs(Side, Vec<(u8, Codec)>),
+    Quality(tokio::sync::oneshot::Sender<[QualityStats; 2]>),
 }
 
 /// Handle to a running relay; dropping it stops the relay and frees its
@@ -97,6 +103,18 @@ impl RelayHandle {
     /// Hand copies of every relayed RTP packet to a recording (or stop).
     pub fn set_tap(&self, tap: Option<super::recording::Tap>) {
         let _ = self.control.send(Control::Tap(tap));
+    }
+
+    /// A leg's payload types (for clock rates in the quality figures).
+    pub fn set_codecs(&self, side: Side, map: Vec<(u8, Codec)>) {
+        let _ = self.control.send(Control::Codecs(side, map));
+    }
+
+    /// Quality figures (loss, jitter, RTCP reports) of both legs (A, B).
+    pub async fn quality(&self) -> [QualityStats; 2] {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let _ = self.control.send(Control::Quality(tx));
+        rx.await.unwrap_or_default()
     }
 
     /// Current counters.
@@ -190,6 +208,8 @@ async fn run(
     const B_RTCP: usize = 3;
     let mut bufs = [[0u8; 2048]; 4];
     let mut tap: Option<super::recording::Tap> = None;
+    let mut clocks: [Vec<(u8, Codec)>; 2] = [Vec::new(), Vec::new()];
+    let mut quality = [RtpStats::new(), RtpStats::new()];
     loop {
         let [b0, b1, b2, b3] = &mut bufs;
         let (from, to, len, src, rtcp) = tokio::select! {
@@ -202,6 +222,10 @@ async fn run(
                         peers[rtcp].retarget(usable(if t.rtcp_mux { t.rtp } else { t.rtcp }));
                     }
                     Some(Control::Tap(t)) => tap = t,
+                    Some(Control::Codecs(side, map)) => clocks[side_index(side)] = map,
+                    Some(Control::Quality(reply)) => {
+                        let _ = reply.send([quality[0].snapshot(), quality[1].snapshot()]);
+                    }
                     None => return,
                 }
                 continue;
@@ -221,9 +245,17 @@ async fn run(
             stats.dropped.fetch_add(1, Ordering::Relaxed);
             continue;
         }
+        let now = Instant::now();
+        let i = usize::from(from == B_RTP || from == B_RTCP);
+        let rtcp = rtcp || is_rtcp(packet);
+        if rtcp {
+            quality[i].on_rtcp(packet, 8000, now);
+            quality[1 - i].on_rtcp_sent(packet, now);
+        } else if let Ok(rtp) = RtpReader::new(packet) {
+            let clock = clock_rate(&clocks[i], rtp.payload_type());
+            quality[i].on_packet(rtp.sequence_number().into(), rtp.timestamp(), now, clock);
+        }
         if !rtcp {
-            let now = Instant::now();
-            let i = usize::from(from != A_RTP);
             stats.last_rx_ms[i].store(
                 now.duration_since(stats.start).as_millis() as u64,
                 Ordering::Relaxed,
@@ -254,5 +286,27 @@ async fn run(
             };
             counter.fetch_add(1, Ordering::Relaxed);
         }
+    }
+}
+
+fn side_index(side: Side) -> usize {
+    match side {
+        Side::A => 0,
+        Side::B => 1,
+    }
+}
+
+/// RTP clock of payload type `pt` on a leg (0 for RFC 4733 events, which
+/// must not feed the jitter; 8000 when unknown).
+fn clock_rate(map: &[(u8, Codec)], pt: u8) -> u32 {
+    match map
+        .iter()
+        .find(|(p, _)| *p == pt)
+        .map(|(_, c)| *c)
+        .or_else(|| Codec::from_static_payload_type(pt))
+    {
+        Some(Codec::TelephoneEvent { .. }) => 0,
+        Some(c) => c.clock_rate(),
+        None => 8000,
     }
 }
