@@ -82,7 +82,7 @@ fn drain(call: &mut Call) -> Drained {
                 .sent
                 .push((dest, String::from_utf8_lossy(&bytes).into_owned())),
             CallOutput::Event(e) => d.events.push(e),
-            CallOutput::Media(..) | CallOutput::Codecs(..) => {}
+            CallOutput::Media(..) | CallOutput::Codecs(..) | CallOutput::Transcode(..) => {}
         }
     }
     d
@@ -766,4 +766,46 @@ fn control_mode_hangup_with_cause_and_timeout_to_default_routing() {
     );
     assert_eq!(call.state_name(), "bridging");
     assert_eq!(call.answer(now), call::AnswerOutcome::Invalid("bridging"));
+}
+
+#[test]
+fn opus_caller_and_pcmu_callee_get_a_transcoding_plan() {
+    let now = Instant::now();
+    let sdp = "v=0\r\no=x 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 7000 RTP/AVP 111\r\na=rtpmap:111 opus/48000/2\r\n";
+    let mut invite = a_invite();
+    invite.body = sdp.as_bytes().to_vec();
+    let mut call = Call::new(setup(), invite, a_addr(), now).unwrap();
+    let d = drain(&mut call);
+    let (_, b_invite) = d
+        .sent
+        .iter()
+        .find(|(to, m)| *to == trunk() && m.starts_with("INVITE "))
+        .cloned()
+        .unwrap();
+    assert!(
+        b_invite.contains("m=audio 20002 RTP/AVP 111 0 8\r\n"),
+        "{b_invite}"
+    );
+    // b_response answers with PCMU (PT 0).
+    call.on_message(Leg::B, b_response(&b_invite, "200 OK", true), trunk(), now);
+    let mut plan = None;
+    let mut ok = None;
+    while let Some(out) = call.poll_output() {
+        match out {
+            CallOutput::Transcode(p) => plan = Some(p),
+            CallOutput::Send { dest, bytes } if dest == a_addr() => {
+                ok = Some(String::from_utf8_lossy(&bytes).into_owned())
+            }
+            _ => {}
+        }
+    }
+    let plan = plan.expect("a transcoding plan");
+    assert_eq!((plan.a.0, plan.b.0), (111, 0));
+    let ok = ok.unwrap();
+    assert!(
+        ok.contains("m=audio 20000 RTP/AVP 111\r\n")
+            && ok.contains("opus/48000/2")
+            && !ok.contains("PCMU"),
+        "{ok}"
+    );
 }

@@ -137,6 +137,12 @@ pub(crate) async fn run(shared: Arc<Shared>, mut inbox: mpsc::Receiver<ActorInpu
                         r.set_target(if leg == Leg::A { Side::A } else { Side::B }, target);
                     }
                 }
+                CallOutput::Transcode(plan) => {
+                    tracing::info!(call_id = %engine_id, a = ?plan.a.1, b = ?plan.b.1, "transcoding");
+                    if let Some(r) = &relay {
+                        r.set_transcode(Some(plan));
+                    }
+                }
                 CallOutput::Codecs(leg, map) => {
                     if let Some(r) = &relay {
                         r.set_codecs(side_of(leg), map.clone());

@@ -10,3 +10,4 @@ pub mod recording;
 pub mod relay;
 pub mod rtp;
 pub mod stats;
+pub mod transcoding;

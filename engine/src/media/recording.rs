@@ -187,9 +187,17 @@ fn side_index(side: Side) -> usize {
     }
 }
 
-/// Payload type → codec of the audio m-line of an SDP body: static types
-/// by number, dynamic ones by their `a=rtpmap`.
+/// Payload type → codec of the audio m-line of an SDP body, in the
+/// m-line's order of preference: static types by number, dynamic ones by
+/// their `a=rtpmap`.
 pub fn payload_map(sdp: &[u8]) -> Vec<(u8, Codec)> {
+    let mut map = unordered_payload_map(sdp);
+    let order = crate::sdp::audio_payloads(sdp);
+    map.sort_by_key(|(pt, _)| order.iter().position(|p| p == pt).unwrap_or(usize::MAX));
+    map
+}
+
+fn unordered_payload_map(sdp: &[u8]) -> Vec<(u8, Codec)> {
     let text = String::from_utf8_lossy(sdp);
     let mut out = Vec::new();
     let mut in_audio = false;

@@ -23,6 +23,7 @@ use super::codec::Codec;
 use super::ports::PortPair;
 use super::rtp::{is_rtcp, is_rtp};
 use super::stats::{QualityStats, RtpStats};
+use super::transcoding::{TranscodeDirection, TranscodePlan};
 use crate::handle::MediaStats;
 use crate::sdp::MediaTarget;
 use rtp_rs::RtpReader;
@@ -84,6 +85,7 @@ enum Control {
     Tap(Option<super::recording::Tap>),
     Codecs(Side, Vec<(u8, Codec)>),
     Quality(tokio::sync::oneshot::Sender<[QualityStats; 2]>),
+    Transcode(Option<TranscodePlan>),
 }
 
 /// Handle to a running relay; dropping it stops the relay and frees its
@@ -108,6 +110,11 @@ impl RelayHandle {
     /// A leg's payload types (for clock rates in the quality figures).
     pub fn set_codecs(&self, side: Side, map: Vec<(u8, Codec)>) {
         let _ = self.control.send(Control::Codecs(side, map));
+    }
+
+    /// Transcode between the legs per `plan` (or relay unchanged: `None`).
+    pub fn set_transcode(&self, plan: Option<TranscodePlan>) {
+        let _ = self.control.send(Control::Transcode(plan));
     }
 
     /// Quality figures (loss, jitter, RTCP reports) of both legs (A, B).
@@ -210,6 +217,7 @@ async fn run(
     let mut tap: Option<super::recording::Tap> = None;
     let mut clocks: [Vec<(u8, Codec)>; 2] = [Vec::new(), Vec::new()];
     let mut quality = [RtpStats::new(), RtpStats::new()];
+    let mut transcode: [Option<TranscodeDirection>; 2] = [None, None];
     loop {
         let [b0, b1, b2, b3] = &mut bufs;
         let (from, to, len, src, rtcp) = tokio::select! {
@@ -223,6 +231,15 @@ async fn run(
                     }
                     Some(Control::Tap(t)) => tap = t,
                     Some(Control::Codecs(side, map)) => clocks[side_index(side)] = map,
+                    Some(Control::Transcode(plan)) => {
+                        transcode = [None, None];
+                        if let Some(p) = plan {
+                            transcode = [
+                                TranscodeDirection::new(p.a, p.b, p.events).ok(),
+                                TranscodeDirection::new(p.b, p.a, p.events.map(|(a, b)| (b, a))).ok(),
+                            ];
+                        }
+                    }
                     Some(Control::Quality(reply)) => {
                         let _ = reply.send([quality[0].snapshot(), quality[1].snapshot()]);
                     }
@@ -274,7 +291,17 @@ async fn run(
             B_RTP => &s.b_rtp,
             _ => &s.b_rtcp,
         };
-        if out.send_to(packet, dest).await.is_err() {
+        if let (false, Some(t)) = (rtcp, transcode[i].as_mut()) {
+            // Legs without a common codec: re-encode for the other leg.
+            let mut sent = false;
+            for p in t.process(packet) {
+                sent |= out.send_to(p, dest).await.is_ok();
+            }
+            if !sent {
+                stats.dropped.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+        } else if out.send_to(packet, dest).await.is_err() {
             stats.dropped.fetch_add(1, Ordering::Relaxed);
             continue;
         }

@@ -11,6 +11,7 @@
 //! (no `t=`, lines out of order, LF-only line ends, `u=` that is not a URL,
 //! unknown line types), and the parser never panics on network input.
 
+mod codecs;
 mod error;
 mod parse;
 mod rewrite;
@@ -21,6 +22,7 @@ mod fixtures;
 
 use std::net::{IpAddr, SocketAddr};
 
+pub use codecs::{add_payloads, audio_payloads, keep_payloads};
 pub use error::SdpError;
 pub use parse::MAX_SDP_LEN;
 pub use rewrite::rewrite;

@@ -301,7 +301,14 @@ impl Call {
         if !message::has_sdp(resp, &resp.body) {
             return None;
         }
-        let body = self.sdp_for(Leg::A, &resp.body)?;
+        let mut body = self.sdp_for(Leg::A, &resp.body)?;
+        if let Some((plan, keep)) = codecs::plan_from_answer(&self.a_codecs, &resp.body) {
+            // The callee chose a codec the caller did not offer: answer the
+            // caller with its own codec and transcode between them.
+            body = sdp::keep_payloads(&body, &keep);
+            self.last_a_sdp = Some(body.clone());
+            self.out.push_back(CallOutput::Transcode(plan));
+        }
         self.learn_media(Leg::B, &resp.body);
         Some(body)
     }

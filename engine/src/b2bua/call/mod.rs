@@ -26,6 +26,7 @@ use rsipstack::sip::prelude::*;
 use rsipstack::sip::{Method, Request, Response, SipMessage};
 
 mod b_leg;
+mod codecs;
 mod control;
 mod mid_call;
 pub mod session_timer;
@@ -145,6 +146,8 @@ pub enum CallOutput {
     Media(Leg, MediaTarget),
     /// A leg's payload types (from its SDP), for the recorder.
     Codecs(Leg, Vec<(u8, crate::media::codec::Codec)>),
+    /// The legs share no codec: the relay must transcode per this plan.
+    Transcode(crate::media::transcoding::TranscodePlan),
     /// A call event.
     Event(CallEvent),
 }
@@ -194,6 +197,8 @@ pub struct Call {
     b_tsx: Option<ClientInviteTsx>,
     /// B answered.
     b_up: bool,
+    /// Payload types the caller offered.
+    a_codecs: Vec<(u8, crate::media::codec::Codec)>,
     /// Per leg (A, B): its last SDP was not `sendrecv` (hold).
     on_hold: [bool; 2],
     control_deadline: Option<Instant>,
@@ -257,6 +262,8 @@ impl Call {
                 session_version: 1,
             },
         )?;
+        let a_codecs = crate::media::recording::payload_map(&invite.body);
+        let offer = codecs::offer_for_b(&offer, &a_codecs);
         let b_call_id = ids::new_call_id(&outbound::uri_host(setup.local.public_ip));
         let max_forwards = invite
             .header_value("Max-Forwards")
@@ -274,6 +281,7 @@ impl Call {
             ring_deadline: None,
             control_deadline,
             b_up: false,
+            a_codecs,
             on_hold: [false; 2],
             session_timer,
             session_deadline: None,
