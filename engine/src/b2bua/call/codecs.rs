@@ -43,12 +43,16 @@ pub(super) fn offer_for_b(rewritten: &[u8], a_codecs: &[(u8, Codec)]) -> Vec<u8>
     sdp::add_payloads(rewritten, &extra)
 }
 
+/// Payload types (with an `a=rtpmap` value to add if missing) the
+/// caller's answer keeps.
+pub(super) type KeepList = Vec<(u8, Option<String>)>;
+
 /// Decide from the callee's answer whether the legs need transcoding.
 /// Returns the plan and the payload list the caller's answer must keep.
 pub(super) fn plan_from_answer(
     a_codecs: &[(u8, Codec)],
     b_answer: &[u8],
-) -> Option<(TranscodePlan, Vec<(u8, Option<String>)>)> {
+) -> Option<(TranscodePlan, KeepList)> {
     let b_map = payload_map(b_answer);
     let (pb, cb) = sdp::audio_payloads(b_answer).into_iter().find_map(|pt| {
         b_map
