@@ -17,6 +17,7 @@ USAGE: relay-load [OPTIONS]
   --seconds S            media duration through the relay    [10]
   --pps P                packets/s per stream per direction  [50]
   --baseline-seconds S   direct A<->B run without relay, 0 = skip [3]
+  --record               record every call (stereo WAV in a temp dir)
   --engine-threads N     engine runtime worker threads       [1]
   --gen-threads N        generator runtime worker threads    [1]
   --concurrency N        calls set up / torn down at once    [50]
@@ -87,6 +88,7 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Parsed, Args
             "--seconds" => c.media = seconds(f, args.next())?,
             "--pps" => c.pps = value(f, args.next())?,
             "--baseline-seconds" => c.baseline = seconds(f, args.next())?,
+            "--record" => c.record = true,
             "--engine-threads" => c.engine_threads = value(f, args.next())?,
             "--gen-threads" => c.generator_threads = value(f, args.next())?,
             "--concurrency" => c.concurrency = value(f, args.next())?,

@@ -37,14 +37,14 @@ impl CallSpec {
     }
 
     /// The route that makes the masked number routable.
-    pub fn route(&self) -> Route {
+    pub fn route(&self, record: bool) -> Route {
         Route {
             session_id: self.session_id.clone(),
             tenant_id: "ten_load".into(),
             masked: self.masked.clone(),
             party_a: self.party_a.clone(),
             party_b: self.party_b.clone(),
-            record: false,
+            record,
             control: false,
             expires_at: SystemTime::now() + Duration::from_secs(3600),
         }
@@ -68,7 +68,7 @@ mod tests {
         assert_ne!(a.masked, b.masked);
         assert_ne!(a.call_id, b.call_id);
         let table = maskline_engine::RouteTable::new();
-        table.upsert(a.route());
+        table.upsert(a.route(false));
         match table.decide(&a.masked, &a.party_a) {
             maskline_engine::RouteDecision::Dial { callee, .. } => assert_eq!(callee, a.party_b),
             other => panic!("{other:?}"),

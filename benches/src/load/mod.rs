@@ -60,6 +60,9 @@ pub struct LoadConfig {
     pub concurrency: usize,
     /// Duration of the direct (no relay) baseline; zero skips it.
     pub baseline: Duration,
+    /// Record every call (WAV files under a temporary directory, removed
+    /// afterwards) to measure the recorder's cost.
+    pub record: bool,
 }
 
 impl Default for LoadConfig {
@@ -81,6 +84,7 @@ impl Default for LoadConfig {
             generator_threads: 1,
             concurrency: 50,
             baseline: Duration::from_secs(3),
+            record: false,
         }
     }
 }
