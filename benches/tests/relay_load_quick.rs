@@ -27,6 +27,9 @@ fn two_calls_relay_media_both_ways() {
         generator_threads: 1,
         concurrency: 2,
         baseline: Duration::from_millis(200),
+        // Exercise the recording path too (its cost is measured with
+        // `relay-load --record`, not asserted here).
+        record: true,
     };
     let report = match load::run(&config) {
         Ok(r) => r,
