@@ -10,6 +10,7 @@ use crate::http;
 use crate::http::sse::SseLimiter;
 use crate::service::commands::CommandService;
 use crate::service::events::EventBus;
+use crate::service::recordings::RecordingService;
 use crate::service::sessions::SessionService;
 use crate::store::Store;
 
@@ -27,6 +28,8 @@ pub struct AppState {
     pub events: EventBus,
     /// Open SSE streams and their cap.
     pub sse: SseLimiter,
+    /// Recording files and pause/resume.
+    pub recordings: RecordingService,
     /// The store.
     pub store: Store,
     /// Where SIP listens (bound).
@@ -56,6 +59,15 @@ pub fn router(state: AppState) -> Router {
             post(http::commands::disconnect),
         )
         .route("/v1/calls/{id}/events", get(http::events::call_stream))
+        .route("/v1/calls/{id}/recording", get(http::recordings::download))
+        .route(
+            "/v1/calls/{id}/recording/pause",
+            post(http::recordings::pause),
+        )
+        .route(
+            "/v1/calls/{id}/recording/resume",
+            post(http::recordings::resume),
+        )
         .route("/v1/operations/{id}", get(http::commands::operation))
         .route("/v1/events", get(http::events::tenant_stream))
         .route(

@@ -30,6 +30,10 @@ pub enum ApiError {
     /// 409 `call_ended`: a command for a call that is over.
     #[error("the call has already ended")]
     CallEnded,
+    /// 409 `not_recording`: pause/resume for a call that is not being
+    /// recorded.
+    #[error("the call is not being recorded (session without `record`, or not answered yet)")]
+    NotRecording,
     /// 409 `command_uid_conflict`: the `command_uid` was used on this call
     /// for another command (or cause).
     #[error("command_uid was already used on this call for `{0}`; use a new command_uid")]
@@ -70,6 +74,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::NumberPoolExhausted
             | ApiError::CallEnded
+            | ApiError::NotRecording
             | ApiError::CommandUidConflict(_) => StatusCode::CONFLICT,
             ApiError::TooManySseStreams { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -86,6 +91,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::NumberPoolExhausted => "number_pool_exhausted",
             ApiError::CallEnded => "call_ended",
+            ApiError::NotRecording => "not_recording",
             ApiError::CommandUidConflict(_) => "command_uid_conflict",
             ApiError::TooManySseStreams { .. } => "too_many_sse_streams",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
@@ -183,6 +189,7 @@ mod tests {
             (ApiError::NotFound("x"), 404, "not_found"),
             (ApiError::NumberPoolExhausted, 409, "number_pool_exhausted"),
             (ApiError::CallEnded, 409, "call_ended"),
+            (ApiError::NotRecording, 409, "not_recording"),
             (
                 ApiError::CommandUidConflict("answer".into()),
                 409,

@@ -15,6 +15,7 @@ use crate::service::bootstrap::{self, BootstrapError, DevKey};
 use crate::service::commands::CommandService;
 use crate::service::engine_events;
 use crate::service::events::{EventBus, DEFAULT_CAPACITY};
+use crate::service::recordings::RecordingService;
 use crate::service::recovery::{self, RecoveryReport};
 use crate::service::registrations;
 use crate::service::sessions::SessionService;
@@ -157,6 +158,11 @@ pub async fn start(
         commands,
         events,
         sse: SseLimiter::new(options.max_sse_streams),
+        recordings: RecordingService::new(
+            store.clone(),
+            engine.clone(),
+            config.recording.dir.clone(),
+        ),
         store,
         sip_addr,
         http_addr,

@@ -7,13 +7,16 @@
 //! shows the tail of that instance's log (and SIPp's traces where used).
 
 mod calls;
+mod commands;
 mod flows;
 mod harness;
+mod media;
 mod rejects;
 mod restart;
 mod robustness;
 mod sessions;
 mod softphones;
+mod webhooks;
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;

@@ -38,6 +38,8 @@ pub struct StartOptions {
     pub trunk_credentials: Option<(String, String)>,
     /// `[[users]]`: softphones allowed to REGISTER, as (username, password).
     pub users: Vec<(String, String)>,
+    /// `[rtp] media_timeout_secs` (Maskline's default when `None`).
+    pub media_timeout_secs: Option<u64>,
 }
 
 impl Default for StartOptions {
@@ -50,6 +52,7 @@ impl Default for StartOptions {
             trunk_transport: "udp".into(),
             trunk_credentials: None,
             users: Vec::new(),
+            media_timeout_secs: None,
         }
     }
 }
@@ -91,7 +94,7 @@ public_address = "127.0.0.1"
 [rtp]
 port_min = {rtp_min}
 port_max = {rtp_max}
-
+{media_timeout}
 [http]
 listen = "127.0.0.1:{http}"
 
@@ -127,6 +130,9 @@ ring_timeout_secs = {ring}
             key = quoted(API_KEY),
             numbers = list(&self.numbers),
             ring = self.ring_timeout_secs,
+            media_timeout = self
+                .media_timeout_secs
+                .map_or_else(String::new, |s| format!("media_timeout_secs = {s}\n")),
             extra = self.extra_toml,
             users = self
                 .users
@@ -179,6 +185,27 @@ mod tests {
         ] {
             assert!(text.contains(&needle), "missing `{needle}` in\n{text}");
         }
+    }
+
+    #[test]
+    fn render_sets_the_media_timeout_in_rtp() {
+        let ports = match PortBlock::allocate() {
+            Ok(p) => p,
+            Err(e) => panic!("{e}"),
+        };
+        let plain = StartOptions::default().render(&ports, Path::new("/tmp/x"));
+        assert!(!plain.contains("media_timeout_secs"), "{plain}");
+        let text = StartOptions {
+            media_timeout_secs: Some(2),
+            ..StartOptions::default()
+        }
+        .render(&ports, Path::new("/tmp/x"));
+        let rtp = text
+            .split("[rtp]")
+            .nth(1)
+            .and_then(|t| t.split("[http]").next())
+            .unwrap_or_default();
+        assert!(rtp.contains("\nmedia_timeout_secs = 2\n"), "{text}");
     }
 
     #[test]

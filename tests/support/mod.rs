@@ -19,6 +19,11 @@
 //! - `baresip`: a headless baresip softphone driven through `ctrl_tcp`
 //! - `audio`: test tones as WAV files and Goertzel checks of recordings
 //! - `flows`: call set-ups shared by several tests ([`bridge_call`])
+//! - `media`: μ-law tones, RTP and RFC 4733 packets, stereo WAV reading
+//!   for the relay and recording tests
+//! - `sse`: a Server-Sent Events client for `/v1/events` ([`SseStream`])
+//! - `webhook_receiver`: `tests/webhooks/receiver.py`, a receiver that
+//!   checks signatures with PyPI's `standardwebhooks` ([`WebhookReceiver`])
 //! - `wait`: bounded polling of a condition ([`wait_for`]) and the overall
 //!   bound of a test ([`bounded`])
 
@@ -28,12 +33,15 @@ pub mod baresip;
 mod config;
 mod error;
 mod flows;
+pub mod media;
 mod ports;
 mod rtp;
 mod server;
 pub mod sip;
 mod sipp;
+mod sse;
 mod wait;
+mod webhook_receiver;
 
 pub use api::{Api, Session};
 pub use baresip::{Account, Baresip, BaresipEvent, BaresipOptions, SipTransport, SoftphonePorts};
@@ -45,7 +53,9 @@ pub use rtp::{RtpEndpoint, PAYLOAD_LEN};
 pub use server::Maskline;
 pub use sip::{Dialog, InviteSpec, OutgoingInvite, SipMessage, SipPeer, WAIT};
 pub use sipp::{Sipp, SippOptions, SippOutcome};
+pub use sse::{SseMessage, SseStream};
 pub use wait::{bounded, wait_for};
+pub use webhook_receiver::WebhookReceiver;
 
 /// Every form in which `number` (E.164, with `+`) could leak in a message:
 /// itself and its digits without `+`.

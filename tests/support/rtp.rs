@@ -90,6 +90,12 @@ impl RtpEndpoint {
         self.local
     }
 
+    /// The socket itself, for tests that send or read their own packets
+    /// (tones, telephone-events) from the address the SDP advertised.
+    pub fn socket(&self) -> &UdpSocket {
+        &self.socket
+    }
+
     /// Sends `count` packets of stream `stream` to `dest`, one every 20 ms
     /// like a phone; returns the payloads sent.
     pub async fn send_stream(

@@ -6,6 +6,8 @@ pub mod calls;
 pub mod commands;
 pub mod events;
 pub mod health;
+pub mod range;
+pub mod recordings;
 pub mod sessions;
 pub mod sse;
 pub mod webhooks;

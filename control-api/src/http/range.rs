@@ -123,7 +123,10 @@ mod tests {
 
     #[test]
     fn past_the_end_is_unsatisfiable() {
-        assert_eq!(parse(Some("bytes=1000-"), 1000), RangeRequest::Unsatisfiable);
+        assert_eq!(
+            parse(Some("bytes=1000-"), 1000),
+            RangeRequest::Unsatisfiable
+        );
         assert_eq!(
             parse(Some("bytes=1000-2000"), 1000),
             RangeRequest::Unsatisfiable

@@ -5,6 +5,7 @@
 //! - [`engine_events`]: persisting the engine's call events.
 //! - [`events`]: the event pipeline (persist, then publish; outbox rows).
 //! - [`commands`]: call-control commands and their operations.
+//! - [`recordings`]: recording files and pause/resume.
 //! - [`webhooks`]: webhook endpoints (API and config).
 //! - [`recovery`]: start-up recovery after a stop or crash.
 //! - [`bootstrap`]: tenants from the config, the `dev` tenant.
@@ -15,6 +16,7 @@ pub mod bootstrap;
 pub mod commands;
 pub mod engine_events;
 pub mod events;
+pub mod recordings;
 pub mod recovery;
 pub mod registrations;
 pub mod sessions;

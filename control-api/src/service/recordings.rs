@@ -113,7 +113,11 @@ impl<D: Dispatch> RecordingService<D> {
 
     /// The finished recording of a tenant's call: `NotFound` for an unknown
     /// (or another tenant's) call, `NotReady` until `recording_url` is set.
-    pub async fn file(&self, tenant_id: &str, call_id: &str) -> Result<RecordingFile, RecordingError> {
+    pub async fn file(
+        &self,
+        tenant_id: &str,
+        call_id: &str,
+    ) -> Result<RecordingFile, RecordingError> {
         let call = self.call(tenant_id, call_id).await?;
         if call.recording_url.is_none() {
             return Err(RecordingError::NotReady);
@@ -147,10 +151,7 @@ impl<D: Dispatch> RecordingService<D> {
         let reply = tokio::time::timeout(self.timeout, self.engine.dispatch(command))
             .await
             .map_err(|_| {
-                RecordingError::Engine(format!(
-                    "no answer within {} ms",
-                    self.timeout.as_millis()
-                ))
+                RecordingError::Engine(format!("no answer within {} ms", self.timeout.as_millis()))
             })?;
         let outcome = outcome(paused, reply.map(|_| ()));
         if matches!(outcome, Err(RecordingError::NotRecording)) {
@@ -166,7 +167,10 @@ impl<D: Dispatch> RecordingService<D> {
 }
 
 /// The result of a pause/resume from the engine's reply.
-fn outcome(paused: bool, reply: Result<(), CommandError>) -> Result<RecordingState, RecordingError> {
+fn outcome(
+    paused: bool,
+    reply: Result<(), CommandError>,
+) -> Result<RecordingState, RecordingError> {
     match reply {
         Ok(()) => Ok(if paused {
             RecordingState::Paused
@@ -208,7 +212,15 @@ mod tests {
             recording_path(dir, "cal_01HXYZ-9"),
             Some(PathBuf::from("/data/rec/cal_01HXYZ-9.wav"))
         );
-        for bad in ["", "../etc/passwd", "cal/x", "cal.x", "cal x", "cal%2e", "é"] {
+        for bad in [
+            "",
+            "../etc/passwd",
+            "cal/x",
+            "cal.x",
+            "cal x",
+            "cal%2e",
+            "é",
+        ] {
             assert_eq!(recording_path(dir, bad), None, "{bad:?}");
         }
         assert_eq!(recording_path(dir, &"a".repeat(65)), None);
