@@ -75,7 +75,16 @@ impl Recording {
         let mut recorder = Recorder::create(&path, format)?;
         recorder.resume(now)?; // anchors the timeline at `now`
         let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(run(recorder, rx));
+        // Decoding and file writes run on their own thread, never on the
+        // relay's: a slow disk must not delay anyone's media.
+        match recorder_runtime() {
+            Some(rt) => {
+                rt.spawn(run(recorder, rx));
+            }
+            None => {
+                tokio::spawn(run(recorder, rx));
+            }
+        }
         Ok(Recording {
             tx,
             dropped: Arc::new(AtomicU64::new(0)),
@@ -128,6 +137,21 @@ impl Recording {
         info.dropped_packets += self.dropped.load(Ordering::Relaxed);
         Ok(info)
     }
+}
+
+/// The recorders' runtime: one worker thread (`ml-recorder`), created on
+/// first use and kept for the life of the process.
+fn recorder_runtime() -> Option<&'static tokio::runtime::Runtime> {
+    static RT: std::sync::OnceLock<Option<tokio::runtime::Runtime>> = std::sync::OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("ml-recorder")
+            .enable_all()
+            .build()
+            .ok()
+    })
+    .as_ref()
 }
 
 async fn run(mut recorder: Recorder, mut rx: mpsc::Receiver<Msg>) {
