@@ -21,12 +21,23 @@ fn rtpmap(pt: u8, c: Codec) -> String {
     }
 }
 
-/// The offer for the callee: the caller's (already rewritten) offer plus
-/// the transcodable codecs it lacks. Unchanged when the caller offers
-/// nothing Maskline can transcode.
+/// The caller's codecs Maskline can relay, record and transcode (PCMU,
+/// PCMA, Opus and telephone-event), in its order; empty: nothing to offer.
+pub(super) fn supported(a_codecs: &[(u8, Codec)]) -> Vec<(u8, Codec)> {
+    a_codecs
+        .iter()
+        .copied()
+        .filter(|(_, c)| transcodable(*c) || matches!(c, Codec::TelephoneEvent { .. }))
+        .collect()
+}
+
+/// The offer for the callee: the caller's (already rewritten) offer reduced
+/// to what Maskline can honour, plus the transcodable codecs it lacks.
 pub(super) fn offer_for_b(rewritten: &[u8], a_codecs: &[(u8, Codec)]) -> Vec<u8> {
+    let keep: KeepList = a_codecs.iter().map(|(pt, _)| (*pt, None)).collect();
+    let rewritten = sdp::keep_payloads(rewritten, &keep);
     if !a_codecs.iter().any(|(_, c)| transcodable(*c)) {
-        return rewritten.to_vec();
+        return rewritten;
     }
     let used: Vec<u8> = a_codecs.iter().map(|(pt, _)| *pt).collect();
     let mut extra = Vec::new();
@@ -40,7 +51,7 @@ pub(super) fn offer_for_b(rewritten: &[u8], a_codecs: &[(u8, Codec)]) -> Vec<u8>
             extra.push((pt, rtpmap(pt, Codec::Opus)));
         }
     }
-    sdp::add_payloads(rewritten, &extra)
+    sdp::add_payloads(&rewritten, &extra)
 }
 
 /// Payload types (with an `a=rtpmap` value to add if missing) the
@@ -116,10 +127,17 @@ mod tests {
             "Opus offered as an extra: {offer}"
         );
         assert!(plan_from_answer(&a, b"m=audio 2 RTP/AVP 8\r\n").is_none());
-        let g729_only = payload_map(b"m=audio 1 RTP/AVP 18\r\na=rtpmap:18 G729/8000\r\n");
-        assert_eq!(
-            offer_for_b(b"m=audio 1 RTP/AVP 18\r\n", &g729_only),
-            b"m=audio 1 RTP/AVP 18\r\n".to_vec()
+        let g729_and_pcmu = payload_map(b"m=audio 1 RTP/AVP 18 0\r\na=rtpmap:18 G729/8000\r\n");
+        assert!(supported(&payload_map(b"m=audio 1 RTP/AVP 18\r\n")).is_empty());
+        let offer = offer_for_b(
+            b"m=audio 1 RTP/AVP 18 0\r\na=rtpmap:18 G729/8000\r\n",
+            &supported(&g729_and_pcmu),
         );
+        let offer = String::from_utf8(offer).unwrap();
+        assert!(
+            offer.starts_with("m=audio 1 RTP/AVP 0 8 "),
+            "G.729 dropped: {offer}"
+        );
+        assert!(!offer.contains("G729"));
     }
 }

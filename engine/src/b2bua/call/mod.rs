@@ -236,6 +236,9 @@ pub enum CallError {
     /// The A-leg offer could not be rewritten.
     #[error("bad SDP offer: {0}")]
     Sdp(#[from] sdp::SdpError),
+    /// The caller offered no codec Maskline supports (PCMU, PCMA, Opus).
+    #[error("no supported codec offered")]
+    NoCommonCodec,
     /// The B-leg request could not be built.
     #[error("cannot build the outbound INVITE: {0}")]
     Build(String),
@@ -262,7 +265,11 @@ impl Call {
                 session_version: 1,
             },
         )?;
-        let a_codecs = crate::media::recording::payload_map(&invite.body);
+        // Offer only what Maskline can honour (relay, record, transcode).
+        let a_codecs = codecs::supported(&crate::media::recording::payload_map(&invite.body));
+        if !a_codecs.iter().any(|(_, c)| c.is_audio()) {
+            return Err(CallError::NoCommonCodec);
+        }
         let offer = codecs::offer_for_b(&offer, &a_codecs);
         let b_call_id = ids::new_call_id(&outbound::uri_host(setup.local.public_ip));
         let max_forwards = invite
