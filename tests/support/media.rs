@@ -144,7 +144,8 @@ pub fn parse_rtp(data: &[u8]) -> Option<RtpView> {
 /// Sends `count` 20 ms PCMU packets of `tone` from `socket` to `dest`, the
 /// first at `start`, then one every 20 ms. Packet `k` is not sent when
 /// `lost(k)` (its sequence number and timestamp are used up all the same,
-/// as when the network loses it).
+/// as when the network loses it). Returns the most any packet was sent
+/// after its time (a stalled test host shows here, not as a mystery).
 pub async fn send_tone(
     socket: &UdpSocket,
     dest: SocketAddr,
@@ -152,14 +153,16 @@ pub async fn send_tone(
     count: usize,
     start: Instant,
     lost: impl Fn(usize) -> bool,
-) -> Result<()> {
+) -> Result<Duration> {
     let ssrc: u32 = rand::random();
     let seq0: u16 = rand::random::<u16>() & 0x7fff;
     let ts0: u32 = rand::random::<u32>() & 0x7fff_ffff;
     let mut tick = interval_at(start, PTIME);
     tick.set_missed_tick_behavior(MissedTickBehavior::Burst);
+    let mut latest = Duration::ZERO;
     for k in 0..count {
-        tick.tick().await;
+        let due = tick.tick().await;
+        latest = latest.max(Instant::now().saturating_duration_since(due));
         if lost(k) {
             continue;
         }
@@ -176,7 +179,7 @@ pub async fn send_tone(
             .await
             .map_err(|e| E2eError::io(format!("sending a tone packet to {dest}"), e))?;
     }
-    Ok(())
+    Ok(latest)
 }
 
 /// RFC 4733 event code of a DTMF digit.

@@ -149,7 +149,9 @@ pub(super) async fn run(cfg: LoadConfig, gen: Handle) -> Result<LoadReport, Load
     uac_task.abort();
     uas_task.abort();
     if cfg.record {
-        let _ = std::fs::remove_dir_all(std::env::temp_dir().join(format!("maskline-relay-load-{}", std::process::id())));
+        let _ = std::fs::remove_dir_all(
+            std::env::temp_dir().join(format!("maskline-relay-load-{}", std::process::id())),
+        );
     }
     Ok(report)
 }
@@ -166,7 +168,8 @@ fn engine_config(cfg: &LoadConfig, trunk: SocketAddr) -> Result<sip_config::Conf
     c.sip.public_address = cfg.sip.ip();
     c.rtp.port_min = cfg.rtp_ports.0;
     c.rtp.port_max = cfg.rtp_ports.1;
-    c.recording.dir = std::env::temp_dir().join(format!("maskline-relay-load-{}", std::process::id()));
+    c.recording.dir =
+        std::env::temp_dir().join(format!("maskline-relay-load-{}", std::process::id()));
     c.trunks = vec![TrunkConfig {
         name: "relay-load".into(),
         address: trunk,

@@ -190,7 +190,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut inbox: mpsc::Receiver<ActorInpu
                     }
                     let ended = matches!(ev, CallEvent::Hangup { .. });
                     emit(&shared, to_engine_event(ev, &engine_id, &session_id, media));
-                    if let (true, Some(rec)) = (ended, recording.take()) {
+                    if let Some(rec) = recording.take_if(|_| ended) {
                         match rec.finish(Instant::now()).await {
                             Ok(info) => emit(
                                 &shared,

@@ -2,6 +2,7 @@
 //! or `?api_key=`, tenant scope, 404 until ready, Range) and
 //! `POST /v1/calls/{id}/recording/{pause|resume}` refusals.
 
+use maskline_e2e::media::parse_stereo_wav;
 use maskline_e2e::{
     bounded, bridge_call, CallEnds, Maskline, Result, StartOptions, API_KEY, PARTY_A, PARTY_B,
 };
@@ -11,7 +12,6 @@ use serde_json::json;
 use super::{
     ended_call, fetch, live_call_id, recording_ready, session_with_record, Fetched, MEDIA_LIMIT,
 };
-use maskline_e2e::media::parse_stereo_wav;
 
 /// A second tenant's API key.
 const OTHER_KEY: &str = "other-tenant-key-0123456789abcdef";
