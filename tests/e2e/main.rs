@@ -16,6 +16,8 @@ mod restart;
 mod robustness;
 mod sessions;
 mod softphones;
+mod transcoding;
+mod trunks;
 mod webhooks;
 
 use std::net::{IpAddr, SocketAddr};

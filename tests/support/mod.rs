@@ -24,6 +24,7 @@
 //! - `sse`: a Server-Sent Events client for `/v1/events` ([`SseStream`])
 //! - `webhook_receiver`: `tests/webhooks/receiver.py`, a receiver that
 //!   checks signatures with PyPI's `standardwebhooks` ([`WebhookReceiver`])
+//! - `digest`: independent check of Digest credentials ([`digest::expected_response`])
 //! - `wait`: bounded polling of a condition ([`wait_for`]) and the overall
 //!   bound of a test ([`bounded`])
 
@@ -31,6 +32,7 @@ mod api;
 pub mod audio;
 pub mod baresip;
 mod config;
+pub mod digest;
 mod error;
 mod flows;
 pub mod media;
@@ -45,7 +47,7 @@ mod webhook_receiver;
 
 pub use api::{Api, Session};
 pub use baresip::{Account, Baresip, BaresipEvent, BaresipOptions, SipTransport, SoftphonePorts};
-pub use config::{StartOptions, API_KEY, PARTY_A, PARTY_B, POOL, STRANGER};
+pub use config::{StartOptions, TrunkSpec, API_KEY, PARTY_A, PARTY_B, POOL, STRANGER};
 pub use error::{E2eError, Result};
 pub use flows::{bridge_call, dial, BridgedCall, CallEnds};
 pub use ports::{PortBlock, SippPorts};

@@ -1,11 +1,7 @@
 //! The trunk's digest challenge (401 and 407) answered with the configured
 //! credentials.
 
-use std::collections::HashMap;
-use std::io::Write as _;
-use std::process::{Command, Stdio};
-
-use maskline_e2e::{bounded, E2eError, Result, StartOptions};
+use maskline_e2e::{bounded, digest, Result, StartOptions};
 
 use super::{
     both_succeed, first_request, party_a_uac, received, requests, trunk_uas, with_session,
@@ -17,79 +13,6 @@ const TRUNK_USER: &str = "maskline";
 const TRUNK_PASSWORD: &str = "trunk-secret";
 /// The nonce the challenge scenarios send.
 const NONCE: &str = "8d4a1c0e5b7f42e69a3c1d2b0f6e9a71";
-
-/// Digest parameters of an `Authorization`/`Proxy-Authorization` value.
-fn digest_params(value: &str) -> HashMap<String, String> {
-    let value = value.trim();
-    let value = value.strip_prefix("Digest").unwrap_or(value);
-    value
-        .split(',')
-        .filter_map(|p| p.split_once('='))
-        .map(|(k, v)| {
-            (
-                k.trim().to_ascii_lowercase(),
-                v.trim().trim_matches('"').to_string(),
-            )
-        })
-        .collect()
-}
-
-/// MD5 as lower-case hex, from coreutils' `md5sum` (an implementation
-/// independent of the engine's).
-fn md5_hex(input: &str) -> Result<String> {
-    let mut child = Command::new("md5sum")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .map_err(|e| E2eError::io("running md5sum", e))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin
-            .write_all(input.as_bytes())
-            .map_err(|e| E2eError::io("writing to md5sum", e))?;
-    }
-    let out = child
-        .wait_with_output()
-        .map_err(|e| E2eError::io("reading md5sum", e))?;
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .next()
-        .map(str::to_string)
-        .ok_or_else(|| E2eError::Unexpected("md5sum printed nothing".into()))
-}
-
-/// The digest `response` that `params` must carry for `method` and
-/// `password` (RFC 2617 §3.2.2, MD5, with or without `qop=auth`).
-fn expected_digest(
-    params: &HashMap<String, String>,
-    method: &str,
-    password: &str,
-) -> Result<String> {
-    let get = |k: &str| params.get(k).map(String::as_str).unwrap_or_default();
-    let ha1 = md5_hex(&format!("{}:{}:{password}", get("username"), get("realm")))?;
-    let ha2 = md5_hex(&format!("{method}:{}", get("uri")))?;
-    match params.get("qop") {
-        Some(qop) => md5_hex(&format!(
-            "{ha1}:{}:{}:{}:{qop}:{ha2}",
-            get("nonce"),
-            get("nc"),
-            get("cnonce")
-        )),
-        None => md5_hex(&format!("{ha1}:{}:{ha2}", get("nonce"))),
-    }
-}
-
-#[test]
-fn digest_check_matches_the_rfc_2617_example() -> Result<()> {
-    let params = digest_params(
-        "Digest username=\"Mufasa\", realm=\"testrealm@host.com\", \
-         nonce=\"dcd98b7102dd2f0e8b11d0f600bfb0c093\", uri=\"/dir/index.html\", qop=auth, \
-         nc=00000001, cnonce=\"0a4f113b\", response=\"6629fae49393a05397450978507c4ef1\"",
-    );
-    let want = expected_digest(&params, "GET", "Circle Of Life")?;
-    assert_eq!(params.get("response"), Some(&want));
-    assert_ne!(expected_digest(&params, "GET", "wrong")?, want);
-    Ok(())
-}
 
 /// The trunk challenges B's INVITE with `status` (401 or 407); Maskline
 /// ACKs the challenge and sends the INVITE again in the same call (same
@@ -139,14 +62,14 @@ async fn trunk_challenge_is_answered(status: u16) -> Result<()> {
     let Some(credentials) = retry.header(header) else {
         panic!("no {header} in the retried INVITE:\n{}", retry.raw_text());
     };
-    let params = digest_params(credentials);
+    let params = digest::params(credentials);
     let get = |k: &str| params.get(k).map(String::as_str);
     assert_eq!(get("username"), Some(TRUNK_USER), "{credentials}");
     assert_eq!(get("realm"), Some("carrier"), "{credentials}");
     assert_eq!(get("nonce"), Some(NONCE), "{credentials}");
     assert_eq!(get("uri"), retry.request_uri(), "{credentials}");
     assert_eq!(get("qop"), Some("auth"), "{credentials}");
-    let want = expected_digest(&params, "INVITE", TRUNK_PASSWORD)?;
+    let want = digest::expected_response(&params, "INVITE", TRUNK_PASSWORD)?;
     assert_eq!(
         get("response"),
         Some(want.as_str()),
