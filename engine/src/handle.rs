@@ -219,6 +219,16 @@ pub enum Command {
         /// Engine call id.
         call_id: String,
     },
+    /// Stop taking new calls (new INVITEs get 503 with `Retry-After`) and
+    /// report how many calls are still live. Sent again, it just reports.
+    Drain,
+    /// Hang up every live call (end of a drain).
+    HangupAll {
+        /// Q.850 cause name.
+        cause: String,
+        /// Recorded as `hangup_by`.
+        by: HangupBy,
+    },
     /// Stop writing a call's recording: silence from now until
     /// [`Command::ResumeRecording`] (keeps card numbers out of it).
     PauseRecording {

@@ -64,6 +64,7 @@ const OVERRIDES: &[Override] = &[
     ov("recording", "dir", Kind::Text),
     ov("calls", "ring_timeout_secs", Kind::Integer),
     ov("calls", "control_timeout_secs", Kind::Integer),
+    ov("calls", "drain_timeout_secs", Kind::Integer),
     ov("webhooks", "retry_schedule_secs", Kind::IntegerList),
     ov("webhooks", "timeout_secs", Kind::Integer),
 ];

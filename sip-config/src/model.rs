@@ -345,6 +345,9 @@ pub struct CallsConfig {
     pub ring_timeout_secs: u64,
     /// Inbound call in control mode with no command → default routing.
     pub control_timeout_secs: u64,
+    /// On SIGTERM, new INVITEs get 503 and live calls may go on this long
+    /// before they are hung up.
+    pub drain_timeout_secs: u64,
 }
 
 impl Default for CallsConfig {
@@ -352,6 +355,7 @@ impl Default for CallsConfig {
         CallsConfig {
             ring_timeout_secs: 60,
             control_timeout_secs: 10,
+            drain_timeout_secs: 30,
         }
     }
 }

@@ -1,7 +1,10 @@
 //! Issue item 8: open sessions survive a restart and stay routable.
 
+use std::time::Duration;
+
 use maskline_e2e::{
-    bounded, bridge_call, CallEnds, Maskline, Result, StartOptions, PARTY_A, PARTY_B,
+    bounded, bridge_call, wait_for, CallEnds, InviteSpec, Maskline, Result, SipPeer, StartOptions,
+    PARTY_A, PARTY_B, WAIT,
 };
 use serde_json::Value;
 
@@ -37,6 +40,52 @@ async fn restart_keeps_open_sessions_routable() -> Result<()> {
         assert_masked_outbound_leg(&call, &session.masked_number, PARTY_A, PARTY_B);
         call.exchange_rtp().await?;
         call.caller_hangs_up().await
+    })
+    .await
+}
+
+/// SIGTERM with a call up drains: new INVITEs get 503, the live call may go
+/// on for `[calls] drain_timeout_secs`, then both of its legs get a BYE and
+/// Maskline exits cleanly.
+#[tokio::test]
+async fn sigterm_drains_then_hangs_up_live_calls() -> Result<()> {
+    bounded(TEST_LIMIT, async {
+        let mut ml = Maskline::start(StartOptions {
+            extra_toml: "drain_timeout_secs = 2\n".into(),
+            ..StartOptions::default()
+        })
+        .await?;
+        let live = ml.api().create_session(PARTY_A, PARTY_B, None).await?;
+        let other = ml.api().create_session("+14155550177", "+14155550178", None).await?;
+        let mut call = bridge_call(&ml, CallEnds::slot(&ml, 0), PARTY_A, PARTY_B, &live.masked_number).await?;
+        let late = CallEnds::slot(&ml, 1);
+        let (sip, log) = (ml.sip_addr(), ml.dir().join("maskline.log"));
+        let lo = |port| std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let started = std::time::Instant::now();
+        let (status, checks) = tokio::join!(ml.stop(), async {
+            // Wait (bounded) until Maskline says it is draining.
+            wait_for("the drain to start", Duration::from_secs(5), || async {
+                let draining = std::fs::read_to_string(&log).is_ok_and(|l| l.contains("draining live calls"));
+                Ok(draining.then_some(()))
+            })
+            .await?;
+            let mut peer = SipPeer::bind(lo(late.caller_sip), sip).await?;
+            let inv = peer
+                .invite(&InviteSpec {
+                    dialled: other.masked_number.clone(),
+                    caller: "+14155550177".into(),
+                    rtp: lo(late.caller_rtp),
+                })
+                .await?;
+            let resp = peer.final_response(&inv, WAIT).await?;
+            assert_eq!(resp.status(), Some(503), "a new call while draining: {resp:?}");
+            call.both_get_bye(Duration::from_secs(10)).await
+        });
+        checks?;
+        assert!(started.elapsed() >= Duration::from_millis(1900), "the live call got its drain time");
+        let status = status?;
+        assert!(status.success(), "drained SIGTERM should exit cleanly, got {status}");
+        Ok(())
     })
     .await
 }

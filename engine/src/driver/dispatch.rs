@@ -53,6 +53,19 @@ pub(crate) async fn handle_datagram(shared: &Arc<Shared>, data: &[u8], src: Endp
     let Some(call_id) = message::call_id(&msg).map(str::to_owned) else {
         return;
     };
+    if let SipMessage::Request(req) = &msg {
+        // Scanners and floods from untrusted sources cost one parse and
+        // nothing else: no answer, no state.
+        if is_scanner(req) {
+            return;
+        }
+        if !trusted_source(shared, src)
+            && !shared.by_sip_call_id.contains_key(&call_id)
+            && !shared.limiter.allow(src.addr.ip(), std::time::Instant::now())
+        {
+            return;
+        }
+    }
     if let Some(entry) = shared.by_sip_call_id.get(&call_id).map(|e| e.clone()) {
         let (leg, call) = entry;
         // A full mailbox drops the datagram; the peer retransmits.
@@ -128,11 +141,24 @@ async fn reject(shared: &Shared, req: &Request, src: Endpoint, status: u16, caus
     reply(shared, req, src, resp).await;
 }
 
+/// Well-known SIP scanners (SIPVicious & co.) identify themselves.
+fn is_scanner(req: &Request) -> bool {
+    const SCANNERS: [&str; 6] = ["friendly-scanner", "sipvicious", "sipcli", "sip-scan", "vaxsipuseragent", "sipsak"];
+    req.header_value("User-Agent").is_some_and(|ua| {
+        let ua = ua.to_ascii_lowercase();
+        SCANNERS.iter().any(|s| ua.contains(s))
+    })
+}
+
 fn trusted_source(shared: &Shared, src: Endpoint) -> bool {
     shared.trunks.is_trusted_source(src.addr.ip())
 }
 
 async fn admit(shared: &Arc<Shared>, req: Request, src: Endpoint) {
+    if shared.draining.load(std::sync::atomic::Ordering::Relaxed) {
+        let resp = message::response(&req, 503, Some(&ids::new_tag()), &[("Retry-After", "60".into())], None);
+        return reply(shared, &req, src, resp).await;
+    }
     // A trunk is trusted by its source address; anyone else must be a
     // softphone user and proves it with digest credentials (407 first).
     let authenticated = if trusted_source(shared, src) {

@@ -121,6 +121,8 @@ impl Engine {
             registrations: registrations_tx,
             nonce: crate::sip::auth::NonceSecret::random(),
             pending: DashMap::new(),
+            draining: std::sync::atomic::AtomicBool::new(false),
+            limiter: super::limiter::SourceLimiter::new(super::limiter::PER_SECOND, super::limiter::BURST),
         });
         shared.tcp.attach(&shared);
         let (commands, commands_rx) = mpsc::channel(1024);

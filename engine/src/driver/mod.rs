@@ -6,6 +6,7 @@ mod commands;
 mod dispatch;
 pub mod engine;
 mod keepalive;
+mod limiter;
 mod register;
 mod shared;
 mod tcp;

@@ -89,6 +89,10 @@ pub(crate) struct Shared {
     pub registrar: Arc<std::sync::Mutex<crate::sip::registrar::Registrar>>,
     /// Registration changes, for the control plane to store.
     pub registrations: mpsc::UnboundedSender<crate::handle::RegistrationEvent>,
+    /// Draining: new calls are refused with 503.
+    pub draining: std::sync::atomic::AtomicBool,
+    /// Per-source request budget for non-trunk sources.
+    pub limiter: super::limiter::SourceLimiter,
     /// Out-of-dialog requests waiting for their response, by Call-ID.
     pub pending: DashMap<String, tokio::sync::oneshot::Sender<rsipstack::sip::SipMessage>>,
     /// Mints and checks digest nonces.
