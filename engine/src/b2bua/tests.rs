@@ -74,6 +74,32 @@ struct Drained {
     events: Vec<CallEvent>,
 }
 
+impl Drained {
+    /// The first message sent to `to` that starts with `start`.
+    fn find(&self, to: Endpoint, start: &str) -> Option<&String> {
+        self.sent
+            .iter()
+            .find(|(t, m)| *t == to && m.starts_with(start))
+            .map(|(_, m)| m)
+    }
+
+    /// Whether a message starting with `start` went to `to`.
+    fn has(&self, to: Endpoint, start: &str) -> bool {
+        self.find(to, start).is_some()
+    }
+
+    /// The message starting with `start` sent to `to` (panics if none).
+    fn get(&self, to: Endpoint, start: &str) -> String {
+        match self.find(to, start) {
+            Some(m) => m.clone(),
+            None => panic!(
+                "nothing starting with {start:?} sent to {to}: {:#?}",
+                self.sent
+            ),
+        }
+    }
+}
+
 fn drain(call: &mut Call) -> Drained {
     let mut d = Drained::default();
     while let Some(out) = call.poll_output() {
@@ -126,12 +152,7 @@ fn start() -> (Call, Instant, String) {
         .sent
         .iter()
         .any(|(to, m)| *to == a_addr() && m.starts_with("SIP/2.0 100 ")));
-    let (_, b_invite) = d
-        .sent
-        .iter()
-        .find(|(to, m)| *to == trunk() && m.starts_with("INVITE "))
-        .cloned()
-        .unwrap();
+    let b_invite = d.get(trunk(), "INVITE ");
     (call, now, b_invite)
 }
 
@@ -232,12 +253,7 @@ fn busy_callee_is_relayed_with_reason() {
         now,
     );
     let d = drain(&mut call);
-    assert!(
-        d.sent
-            .iter()
-            .any(|(to, m)| *to == trunk() && m.starts_with("ACK ")),
-        "non-2xx ACK to B"
-    );
+    assert!(d.has(trunk(), "ACK "), "non-2xx ACK to B");
     let (_, busy) = d
         .sent
         .iter()
@@ -417,12 +433,7 @@ fn hold_reinvite_is_relayed_with_direction_and_rewritten_sdp() {
         .sent
         .iter()
         .any(|(to, m)| *to == a_addr() && m.starts_with("SIP/2.0 100 ")));
-    let (_, reinvite) = d
-        .sent
-        .iter()
-        .find(|(to, m)| *to == trunk() && m.starts_with("INVITE "))
-        .cloned()
-        .unwrap();
+    let reinvite = d.get(trunk(), "INVITE ");
     assert!(reinvite.contains("a=sendonly"), "{reinvite}");
     assert!(
         reinvite.contains("m=audio 20002 "),
@@ -453,12 +464,7 @@ fn hold_reinvite_is_relayed_with_direction_and_rewritten_sdp() {
         .sent
         .iter()
         .any(|(to, m)| *to == trunk() && m.starts_with("ACK ") && m.contains("CSeq: 2 ACK")));
-    let (_, ok) = d
-        .sent
-        .iter()
-        .find(|(to, m)| *to == a_addr() && m.starts_with("SIP/2.0 200 "))
-        .cloned()
-        .unwrap();
+    let ok = d.get(a_addr(), "SIP/2.0 200 ");
     assert!(
         ok.contains("a=recvonly") && ok.contains("m=audio 20000 ") && ok.contains("CSeq: 2 INVITE"),
         "{ok}"
@@ -502,12 +508,7 @@ fn glare_gets_491_and_info_is_relayed() {
         now,
     );
     let d = drain(&mut call);
-    let (_, info) = d
-        .sent
-        .iter()
-        .find(|(to, m)| *to == trunk() && m.starts_with("INFO "))
-        .cloned()
-        .unwrap();
+    let info = d.get(trunk(), "INFO ");
     assert!(
         info.contains("Content-Type: application/dtmf-relay") && info.ends_with(dtmf),
         "{info}"
@@ -532,18 +533,8 @@ fn trunk_challenge_is_answered_once_with_credentials() {
     ));
     call.on_message(Leg::B, SipMessage::Response(resp.clone()), trunk(), now);
     let d = drain(&mut call);
-    assert!(
-        d.sent
-            .iter()
-            .any(|(to, m)| *to == trunk() && m.starts_with("ACK ")),
-        "407 is ACKed"
-    );
-    let (_, retry) = d
-        .sent
-        .iter()
-        .find(|(to, m)| *to == trunk() && m.starts_with("INVITE "))
-        .cloned()
-        .unwrap();
+    assert!(d.has(trunk(), "ACK "), "407 is ACKed");
+    let retry = d.get(trunk(), "INVITE ");
     assert!(
         header(&retry, "Proxy-Authorization").contains("username=\"maskline\""),
         "{retry}"
@@ -583,12 +574,7 @@ fn unavailable_trunk_fails_over_to_the_next() {
         d.sent.iter().all(|(to, _)| *to != a_addr()),
         "A sees nothing of the failover"
     );
-    let (_, retry) = d
-        .sent
-        .iter()
-        .find(|(to, m)| *to == backup_trunk() && m.starts_with("INVITE "))
-        .cloned()
-        .unwrap();
+    let retry = d.get(backup_trunk(), "INVITE ");
     assert!(
         retry.starts_with("INVITE sip:+14155550102@127.0.0.1:5090 "),
         "{retry}"
@@ -624,24 +610,14 @@ fn session_timer_confirmed_and_enforced() {
     }
     let mut call = Call::new(setup(), invite, a_addr(), now).unwrap();
     let d = drain(&mut call);
-    let (_, b_invite) = d
-        .sent
-        .iter()
-        .find(|(to, m)| *to == trunk() && m.starts_with("INVITE "))
-        .cloned()
-        .unwrap();
+    let b_invite = d.get(trunk(), "INVITE ");
     assert!(
         !b_invite.contains("Session-Expires"),
         "the B leg carries no timer of A's"
     );
     call.on_message(Leg::B, b_response(&b_invite, "200 OK", true), trunk(), now);
     let d = drain(&mut call);
-    let (_, ok) = d
-        .sent
-        .iter()
-        .find(|(to, m)| *to == a_addr() && m.starts_with("SIP/2.0 200 "))
-        .cloned()
-        .unwrap();
+    let ok = d.get(a_addr(), "SIP/2.0 200 ");
     assert_eq!(header(&ok, "Session-Expires"), "90;refresher=uac");
     assert_eq!(header(&ok, "Require"), "timer");
     let a_tag = header(&ok, "To").split("tag=").nth(1).unwrap().to_string();
@@ -674,12 +650,7 @@ fn start_held() -> (Call, Instant) {
     s.control_timeout = Some(Duration::from_secs(10));
     let mut call = Call::new(s, a_invite(), a_addr(), now).unwrap();
     let d = drain(&mut call);
-    assert!(
-        d.sent
-            .iter()
-            .any(|(to, m)| *to == a_addr() && m.starts_with("SIP/2.0 180 ")),
-        "caller hears ringing"
-    );
+    assert!(d.has(a_addr(), "SIP/2.0 180 "), "caller hears ringing");
     assert!(
         d.sent.iter().all(|(to, _)| *to != trunk()),
         "no B leg while held"
@@ -693,12 +664,7 @@ fn control_mode_answer_then_disconnect_bridges_without_reanswering_a() {
     let (mut call, now) = start_held();
     assert_eq!(call.answer(now), call::AnswerOutcome::Pending);
     let d = drain(&mut call);
-    let (_, ok) = d
-        .sent
-        .iter()
-        .find(|(to, m)| *to == a_addr() && m.starts_with("SIP/2.0 200 "))
-        .cloned()
-        .unwrap();
+    let ok = d.get(a_addr(), "SIP/2.0 200 ");
     assert!(
         ok.contains("m=audio 20000 ") && !ok.contains(&B_NUMBER[1..]),
         "{ok}"
@@ -711,12 +677,7 @@ fn control_mode_answer_then_disconnect_bridges_without_reanswering_a() {
 
     call.disconnect(crate::HangupBy::Api, now).unwrap();
     let d = drain(&mut call);
-    let (_, b_invite) = d
-        .sent
-        .iter()
-        .find(|(to, m)| *to == trunk() && m.starts_with("INVITE "))
-        .cloned()
-        .unwrap();
+    let b_invite = d.get(trunk(), "INVITE ");
     assert!(header(&b_invite, "From").contains(MASKED));
     call.on_message(Leg::B, b_response(&b_invite, "200 OK", true), trunk(), now);
     let d = drain(&mut call);
@@ -746,24 +707,14 @@ fn control_mode_hangup_with_cause_and_timeout_to_default_routing() {
     let busy = crate::sip::q850::by_name("USER_BUSY").unwrap();
     assert!(call.hangup(busy, crate::HangupBy::Api, now));
     let d = drain(&mut call);
-    let (_, resp) = d
-        .sent
-        .iter()
-        .find(|(to, m)| *to == a_addr() && m.starts_with("SIP/2.0 486 "))
-        .cloned()
-        .unwrap();
+    let resp = d.get(a_addr(), "SIP/2.0 486 ");
     assert!(resp.contains("Reason: Q.850;cause=17"), "{resp}");
 
     let (mut call, now) = start_held();
     assert_eq!(call.poll_timeout(), Some(now + Duration::from_secs(10)));
     call.on_timeout(now + Duration::from_secs(10));
     let d = drain(&mut call);
-    assert!(
-        d.sent
-            .iter()
-            .any(|(to, m)| *to == trunk() && m.starts_with("INVITE ")),
-        "default routing dials B"
-    );
+    assert!(d.has(trunk(), "INVITE "), "default routing dials B");
     assert_eq!(call.state_name(), "bridging");
     assert_eq!(call.answer(now), call::AnswerOutcome::Invalid("bridging"));
 }
@@ -776,12 +727,7 @@ fn opus_caller_and_pcmu_callee_get_a_transcoding_plan() {
     invite.body = sdp.as_bytes().to_vec();
     let mut call = Call::new(setup(), invite, a_addr(), now).unwrap();
     let d = drain(&mut call);
-    let (_, b_invite) = d
-        .sent
-        .iter()
-        .find(|(to, m)| *to == trunk() && m.starts_with("INVITE "))
-        .cloned()
-        .unwrap();
+    let b_invite = d.get(trunk(), "INVITE ");
     assert!(
         b_invite.contains("m=audio 20002 RTP/AVP 111 0 8\r\n"),
         "{b_invite}"

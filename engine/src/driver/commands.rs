@@ -47,11 +47,17 @@ async fn run(shared: &Shared, command: Command) -> Result<CommandReply, CommandE
             ask(&call, |reply| ActorInput::Answer { reply }).await
         }
         Command::Drain => {
-            shared.draining.store(true, std::sync::atomic::Ordering::Relaxed);
+            shared
+                .draining
+                .store(true, std::sync::atomic::Ordering::Relaxed);
             Ok(CommandReply::Done(shared.by_session.len()))
         }
         Command::HangupAll { cause, by } => {
-            let calls: Vec<CallRef> = shared.by_engine_id.iter().map(|c| c.value().clone()).collect();
+            let calls: Vec<CallRef> = shared
+                .by_engine_id
+                .iter()
+                .map(|c| c.value().clone())
+                .collect();
             let mut n = 0;
             for call in calls {
                 if let Ok(CommandReply::Done(k)) = hangup(&call, cause.clone(), by).await {

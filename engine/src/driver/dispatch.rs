@@ -61,7 +61,9 @@ pub(crate) async fn handle_datagram(shared: &Arc<Shared>, data: &[u8], src: Endp
         }
         if !trusted_source(shared, src)
             && !shared.by_sip_call_id.contains_key(&call_id)
-            && !shared.limiter.allow(src.addr.ip(), std::time::Instant::now())
+            && !shared
+                .limiter
+                .allow(src.addr.ip(), std::time::Instant::now())
         {
             return;
         }
@@ -143,7 +145,14 @@ async fn reject(shared: &Shared, req: &Request, src: Endpoint, status: u16, caus
 
 /// Well-known SIP scanners (SIPVicious & co.) identify themselves.
 fn is_scanner(req: &Request) -> bool {
-    const SCANNERS: [&str; 6] = ["friendly-scanner", "sipvicious", "sipcli", "sip-scan", "vaxsipuseragent", "sipsak"];
+    const SCANNERS: [&str; 6] = [
+        "friendly-scanner",
+        "sipvicious",
+        "sipcli",
+        "sip-scan",
+        "vaxsipuseragent",
+        "sipsak",
+    ];
     req.header_value("User-Agent").is_some_and(|ua| {
         let ua = ua.to_ascii_lowercase();
         SCANNERS.iter().any(|s| ua.contains(s))
@@ -156,7 +165,13 @@ fn trusted_source(shared: &Shared, src: Endpoint) -> bool {
 
 async fn admit(shared: &Arc<Shared>, req: Request, src: Endpoint) {
     if shared.draining.load(std::sync::atomic::Ordering::Relaxed) {
-        let resp = message::response(&req, 503, Some(&ids::new_tag()), &[("Retry-After", "60".into())], None);
+        let resp = message::response(
+            &req,
+            503,
+            Some(&ids::new_tag()),
+            &[("Retry-After", "60".into())],
+            None,
+        );
         return reply(shared, &req, src, resp).await;
     }
     // A trunk is trusted by its source address; anyone else must be a

@@ -122,7 +122,10 @@ impl Engine {
             nonce: crate::sip::auth::NonceSecret::random(),
             pending: DashMap::new(),
             draining: std::sync::atomic::AtomicBool::new(false),
-            limiter: super::limiter::SourceLimiter::new(super::limiter::PER_SECOND, super::limiter::BURST),
+            limiter: super::limiter::SourceLimiter::new(
+                super::limiter::PER_SECOND,
+                super::limiter::BURST,
+            ),
         });
         shared.tcp.attach(&shared);
         let (commands, commands_rx) = mpsc::channel(1024);

@@ -28,7 +28,11 @@ pub(crate) struct SourceLimiter {
 
 impl SourceLimiter {
     pub fn new(rate: f64, burst: f64) -> Self {
-        SourceLimiter { buckets: DashMap::new(), rate, burst }
+        SourceLimiter {
+            buckets: DashMap::new(),
+            rate,
+            burst,
+        }
     }
 
     /// Whether a request from `ip` at `now` is within its budget.
@@ -38,7 +42,10 @@ impl SourceLimiter {
             self.buckets
                 .retain(|_, b| now.saturating_duration_since(b.last).as_secs_f64() * rate < burst);
         }
-        let mut b = self.buckets.entry(ip).or_insert(Bucket { tokens: self.burst, last: now });
+        let mut b = self.buckets.entry(ip).or_insert(Bucket {
+            tokens: self.burst,
+            last: now,
+        });
         let elapsed = now.saturating_duration_since(b.last).as_secs_f64();
         b.tokens = (b.tokens + elapsed * self.rate).min(self.burst);
         b.last = now;
@@ -63,7 +70,13 @@ mod tests {
         let t0 = Instant::now();
         assert_eq!((0..10).filter(|_| l.allow(ip, t0)).count(), 5, "burst");
         assert!(!l.allow(ip, t0 + Duration::from_millis(50)));
-        assert!(l.allow(ip, t0 + Duration::from_millis(110)), "refilled at 10/s");
-        assert!(l.allow("192.0.2.2".parse().unwrap(), t0), "other sources unaffected");
+        assert!(
+            l.allow(ip, t0 + Duration::from_millis(110)),
+            "refilled at 10/s"
+        );
+        assert!(
+            l.allow("192.0.2.2".parse().unwrap(), t0),
+            "other sources unaffected"
+        );
     }
 }
