@@ -85,6 +85,7 @@ pub struct Running {
     shutdown: Option<oneshot::Sender<()>>,
     server: JoinHandle<std::io::Result<()>>,
     workers: Vec<JoinHandle<()>>,
+    drain_timeout: std::time::Duration,
 }
 
 /// Start everything per `config`; returns once HTTP is listening.
@@ -178,6 +179,7 @@ pub async fn start(
     });
     tracing::info!(http = %http_addr, "control API listening");
     Ok(Running {
+        drain_timeout: std::time::Duration::from_secs(config.calls.drain_timeout_secs),
         state,
         engine,
         dev_key,
@@ -261,6 +263,7 @@ impl Running {
     /// the store closes. Timers need no saving: recovery re-arms them from
     /// the store; pending webhook deliveries resume from the outbox.
     pub async fn shutdown(mut self) -> Result<(), ServeError> {
+        self.drain_calls().await;
         self.state.events.close_streams();
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
@@ -268,6 +271,31 @@ impl Running {
         let res = (&mut self.server).await;
         self.stop_workers().await;
         server_result(res)
+    }
+
+    /// SIGTERM drain: new INVITEs get 503; live calls may finish within
+    /// `[calls] drain_timeout_secs`, then they are hung up (BYE) and their
+    /// hangups recorded before the workers stop.
+    async fn drain_calls(&self) {
+        use maskline_engine::{Command, CommandReply, HangupBy};
+        let live = || async { matches!(self.engine.send(Command::Drain).await, Ok(CommandReply::Done(n)) if n > 0) };
+        let deadline = tokio::time::Instant::now() + self.drain_timeout;
+        if live().await {
+            tracing::info!(timeout_secs = self.drain_timeout.as_secs(), "draining live calls");
+        }
+        while live().await && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        if live().await {
+            let cause = "NORMAL_CLEARING".to_string();
+            let _ = self.engine.send(Command::HangupAll { cause, by: HangupBy::System }).await;
+            let until = tokio::time::Instant::now() + std::time::Duration::from_secs(3);
+            while live().await && tokio::time::Instant::now() < until {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+        // Let the event worker persist the last hangups.
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     }
 
     async fn stop_workers(&mut self) {
