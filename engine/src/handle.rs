@@ -287,6 +287,9 @@ pub struct EngineHandle {
     pub(crate) routes: RouteTable,
     pub(crate) commands: mpsc::Sender<CommandEnvelope>,
     pub(crate) registrar: std::sync::Arc<std::sync::Mutex<crate::sip::registrar::Registrar>>,
+    pub(crate) metrics: std::sync::Arc<crate::metrics::Metrics>,
+    pub(crate) ports: crate::media::ports::PortAllocator,
+    pub(crate) live: std::sync::Weak<crate::driver::Shared>,
 }
 
 impl EngineHandle {
@@ -309,6 +312,21 @@ impl EngineHandle {
                 r.restore(&u.username, u.bindings);
             }
         }
+    }
+
+    /// Counters and gauges for `/metrics`.
+    pub fn metrics(&self) -> crate::metrics::MetricsSnapshot {
+        let mut m = self.metrics.snapshot();
+        m.free_port_pairs = self.ports.available() as u64;
+        if let Some(shared) = self.live.upgrade() {
+            m.active_calls = shared.by_session.len() as u64;
+            m.registered_contacts = shared
+                .registrar
+                .lock()
+                .map(|r| r.all(crate::driver::now_unix()).len() as u64)
+                .unwrap_or(0);
+        }
+        m
     }
 
     /// The routing table (read access, for diagnostics and tests).

@@ -19,6 +19,7 @@ pub mod b2bua;
 pub mod driver;
 pub mod handle;
 pub mod media;
+pub mod metrics;
 pub mod routing;
 pub mod sdp;
 pub mod sip;

@@ -189,6 +189,13 @@ pub(crate) async fn run(shared: Arc<Shared>, mut inbox: mpsc::Receiver<ActorInpu
                             .remove_if(&session_id, |_, c| c.engine_id == engine_id);
                     }
                     let ended = matches!(ev, CallEvent::Hangup { .. });
+                    if let CallEvent::Hangup { cause, .. } = &ev {
+                        shared.metrics.ended(
+                            cause.name,
+                            media.a_to_b_packets + media.b_to_a_packets,
+                            media.dropped_packets,
+                        );
+                    }
                     emit(&shared, to_engine_event(ev, &engine_id, &session_id, media));
                     if let Some(rec) = recording.take_if(|_| ended) {
                         match rec.finish(Instant::now()).await {

@@ -15,6 +15,7 @@ use super::call_actor::{self, NewCall};
 use super::shared::{CallRef, Shared, MAILBOX};
 use crate::b2bua::outbound::ALLOW;
 use crate::b2bua::Leg;
+use crate::metrics::Metrics;
 use crate::routing::RouteDecision;
 use crate::sip::transport::{response_endpoint, Endpoint};
 use crate::sip::{e164, ids, message, q850};
@@ -40,9 +41,11 @@ pub(crate) async fn receive_loop(shared: Arc<Shared>) {
 
 /// One SIP message (a UDP datagram or a framed TCP message) from `src`.
 pub(crate) async fn handle_datagram(shared: &Arc<Shared>, data: &[u8], src: Endpoint) {
+    Metrics::inc(&shared.metrics.sip_messages);
     let msg = match message::parse(data) {
         Ok(m) => m,
         Err(e) => {
+            Metrics::inc(&shared.metrics.sip_malformed);
             tracing::debug!(%src, error = %e, "malformed SIP");
             if let Some(reply) = message::bad_request_for(data, &e.to_string()) {
                 shared.send(src, &reply).await;
@@ -57,6 +60,7 @@ pub(crate) async fn handle_datagram(shared: &Arc<Shared>, data: &[u8], src: Endp
         // Scanners and floods from untrusted sources cost one parse and
         // nothing else: no answer, no state.
         if is_scanner(req) {
+            Metrics::inc(&shared.metrics.sip_dropped_scanner);
             return;
         }
         if !trusted_source(shared, src)
@@ -65,6 +69,7 @@ pub(crate) async fn handle_datagram(shared: &Arc<Shared>, data: &[u8], src: Endp
                 .limiter
                 .allow(src.addr.ip(), std::time::Instant::now())
         {
+            Metrics::inc(&shared.metrics.sip_dropped_rate_limited);
             return;
         }
     }
@@ -135,6 +140,7 @@ async fn reply(shared: &Shared, req: &Request, src: Endpoint, resp: rsipstack::s
 /// Stateless final response (a retransmitted INVITE is simply answered
 /// again; the ACK to it matches nothing and is dropped).
 async fn reject(shared: &Shared, req: &Request, src: Endpoint, status: u16, cause: Option<&str>) {
+    shared.metrics.rejected(status);
     let mut extra = Vec::new();
     if let Some(c) = cause.and_then(q850::by_name) {
         extra.push(("Reason", q850::reason_header(c)));
@@ -304,6 +310,7 @@ async fn admit(shared: &Arc<Shared>, req: Request, src: Endpoint) {
         .by_sip_call_id
         .insert(call_id.clone(), (Leg::A, call.clone()));
     shared.by_engine_id.insert(engine_id.clone(), call);
+    Metrics::inc(&shared.metrics.call_attempts);
     tracing::info!(call_id = %engine_id, session_id = %route.session_id, "call admitted");
     tokio::spawn(call_actor::run(
         shared.clone(),

@@ -100,6 +100,7 @@ impl Engine {
                 .collect(),
             digest_algorithms: config.sip.digest_algorithms.clone(),
         };
+        let metrics = Arc::new(crate::metrics::Metrics::default());
         let registrar = Arc::new(std::sync::Mutex::new(
             crate::sip::registrar::Registrar::new(),
         ));
@@ -122,12 +123,15 @@ impl Engine {
             nonce: crate::sip::auth::NonceSecret::random(),
             pending: DashMap::new(),
             draining: std::sync::atomic::AtomicBool::new(false),
+            metrics: metrics.clone(),
             limiter: super::limiter::SourceLimiter::new(
                 super::limiter::PER_SECOND,
                 super::limiter::BURST,
             ),
         });
         shared.tcp.attach(&shared);
+        let ports = shared.ports.clone();
+        let live_calls = Arc::downgrade(&shared);
         let (commands, commands_rx) = mpsc::channel(1024);
         tokio::spawn(super::dispatch::receive_loop(shared.clone()));
         tokio::spawn(super::tcp::accept_loop(shared.clone(), tcp));
@@ -140,6 +144,9 @@ impl Engine {
                 routes,
                 commands,
                 registrar,
+                metrics,
+                ports,
+                live: live_calls,
             },
             events,
             sip_addr,

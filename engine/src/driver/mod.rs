@@ -9,4 +9,7 @@ mod keepalive;
 mod limiter;
 mod register;
 mod shared;
+
+pub(crate) use register::now_unix;
+pub(crate) use shared::Shared;
 mod tcp;

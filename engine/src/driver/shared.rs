@@ -89,6 +89,8 @@ pub(crate) struct Shared {
     pub registrar: Arc<std::sync::Mutex<crate::sip::registrar::Registrar>>,
     /// Registration changes, for the control plane to store.
     pub registrations: mpsc::UnboundedSender<crate::handle::RegistrationEvent>,
+    /// Counters for `/metrics`.
+    pub metrics: Arc<crate::metrics::Metrics>,
     /// Draining: new calls are refused with 503.
     pub draining: std::sync::atomic::AtomicBool,
     /// Per-source request budget for non-trunk sources.
