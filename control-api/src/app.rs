@@ -42,9 +42,16 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(http::health::healthz))
-        .route("/v1/sessions", post(http::sessions::create))
+        .route("/metrics", get(http::metrics::metrics))
+        .route("/openapi.json", get(http::openapi::spec))
+        .route("/docs", get(http::openapi::docs))
+        .route(
+            "/v1/sessions",
+            post(http::sessions::create).get(http::listing::sessions),
+        )
         .route("/v1/sessions/{id}", get(http::sessions::get))
         .route("/v1/sessions/{id}/complete", post(http::sessions::complete))
+        .route("/v1/calls", get(http::listing::calls))
         .route("/v1/calls/{id}", get(http::calls::get))
         .route(
             "/v1/calls/{id}/commands/answer",

@@ -114,3 +114,60 @@ async fn garbage_does_not_crash_it() -> Result<()> {
     })
     .await
 }
+
+/// A scanner's OPTIONS (User-Agent `friendly-scanner`) gets no answer at
+/// all, while the same request from a normal client gets 200; both show up
+/// in `/metrics`.
+#[tokio::test]
+async fn scanners_are_dropped_silently_and_counted() -> Result<()> {
+    bounded(TEST_LIMIT, async {
+        let ml = Maskline::start(StartOptions::default()).await?;
+        let sock = tokio::net::UdpSocket::bind(peer_addr(&ml, 1))
+            .await
+            .map_err(|e| maskline_e2e::E2eError::io("binding the scanner socket", e))?;
+        let local = sock
+            .local_addr()
+            .map_err(|e| maskline_e2e::E2eError::io("scanner address", e))?;
+        let options = |ua: &str, n: u32| {
+            format!(
+                "OPTIONS sip:100@{sip} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKscan{n}\r\n\
+                 From: <sip:100@{local}>;tag=s{n}\r\nTo: <sip:100@{sip}>\r\nCall-ID: scan-{n}@{local}\r\n\
+                 CSeq: 1 OPTIONS\r\nUser-Agent: {ua}\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+                sip = ml.sip_addr()
+            )
+        };
+        let mut buf = vec![0u8; 4096];
+        // The normal client first: its 200 proves the socket path works, so
+        // the scanner's silence below is Maskline's doing.
+        sock.send_to(options("Linphone/5.2", 1).as_bytes(), ml.sip_addr())
+            .await
+            .map_err(|e| maskline_e2e::E2eError::io("sending OPTIONS", e))?;
+        let n = tokio::time::timeout(WAIT, sock.recv(&mut buf))
+            .await
+            .map_err(|_| maskline_e2e::E2eError::Unexpected("no answer to a normal OPTIONS".into()))?
+            .map_err(|e| maskline_e2e::E2eError::io("receiving", e))?;
+        assert!(String::from_utf8_lossy(&buf[..n]).starts_with("SIP/2.0 200 "));
+        for i in 0..20 {
+            sock.send_to(options("friendly-scanner", 100 + i).as_bytes(), ml.sip_addr())
+                .await
+                .map_err(|e| maskline_e2e::E2eError::io("sending OPTIONS", e))?;
+        }
+        // Metrics are updated before any answer would be sent; once they
+        // count all 20, nothing can still be on its way.
+        let metrics_url = format!("{}/metrics", ml.api().base());
+        maskline_e2e::wait_for("the scanner counter", WAIT, || async {
+            let text = reqwest::get(&metrics_url)
+                .await
+                .map_err(|e| maskline_e2e::E2eError::Unexpected(e.to_string()))?
+                .text()
+                .await
+                .map_err(|e| maskline_e2e::E2eError::Unexpected(e.to_string()))?;
+            Ok(text.lines().any(|l| l == "maskline_sip_scanner_dropped_total 20").then_some(()))
+        })
+        .await?;
+        let silent = tokio::time::timeout(std::time::Duration::from_millis(300), sock.recv(&mut buf)).await;
+        assert!(silent.is_err(), "a scanner got an answer: {:?}", silent.map(|r| r.map(|n| String::from_utf8_lossy(&buf[..n]).into_owned())));
+        Ok(())
+    })
+    .await
+}
