@@ -38,6 +38,25 @@ pub enum ApiError {
     /// for another command (or cause).
     #[error("command_uid was already used on this call for `{0}`; use a new command_uid")]
     CommandUidConflict(String),
+    /// 400 `idempotency_key_invalid`: the `Idempotency-Key` header is
+    /// empty, longer than 255 characters or not printable ASCII.
+    #[error("{0}")]
+    IdempotencyKeyInvalid(String),
+    /// 409 `idempotency_conflict`: the key was used with another body (or
+    /// on another endpoint).
+    #[error("this Idempotency-Key was already used with a different request; use a new key")]
+    IdempotencyConflict,
+    /// 409 `idempotency_in_progress` with `retry_after_seconds` and
+    /// `Retry-After`: the first request with this key is still running.
+    #[error("a request with this Idempotency-Key is still in progress; retry later")]
+    IdempotencyInProgress {
+        /// Seconds for `Retry-After`.
+        retry_after_secs: u64,
+    },
+    /// 409 `idempotency_state_unknown`: the first request with this key
+    /// stopped mid-way (lock older than 120 s, no stored response).
+    #[error("the first request with this Idempotency-Key did not finish; check whether it took effect, then retry with a new key")]
+    IdempotencyStateUnknown,
     /// 503 `too_many_sse_streams` with `Retry-After`.
     #[error("too many open event streams ({max}); retry later")]
     TooManySseStreams {
@@ -72,6 +91,10 @@ impl ApiError {
             ApiError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::IdempotencyKeyInvalid(_) => StatusCode::BAD_REQUEST,
+            ApiError::IdempotencyConflict
+            | ApiError::IdempotencyInProgress { .. }
+            | ApiError::IdempotencyStateUnknown => StatusCode::CONFLICT,
             ApiError::NumberPoolExhausted
             | ApiError::CallEnded
             | ApiError::NotRecording
@@ -89,6 +112,10 @@ impl ApiError {
             ApiError::Unauthenticated(_) => "unauthenticated",
             ApiError::NotFound(_) => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::IdempotencyKeyInvalid(_) => "idempotency_key_invalid",
+            ApiError::IdempotencyConflict => "idempotency_conflict",
+            ApiError::IdempotencyInProgress { .. } => "idempotency_in_progress",
+            ApiError::IdempotencyStateUnknown => "idempotency_state_unknown",
             ApiError::NumberPoolExhausted => "number_pool_exhausted",
             ApiError::CallEnded => "call_ended",
             ApiError::NotRecording => "not_recording",
@@ -116,6 +143,14 @@ impl ApiError {
             }
             obj.insert("fields".into(), serde_json::json!(fields));
         }
+        if let (ApiError::IdempotencyInProgress { retry_after_secs }, Some(obj)) =
+            (self, body.as_object_mut())
+        {
+            obj.insert(
+                "retry_after_seconds".into(),
+                serde_json::json!(retry_after_secs),
+            );
+        }
         body
     }
 }
@@ -126,10 +161,14 @@ impl IntoResponse for ApiError {
             tracing::error!(error = %detail, "request failed");
         }
         let mut resp = (self.status(), Json(self.body())).into_response();
-        if let ApiError::TooManySseStreams {
-            retry_after_secs, ..
-        } = &self
-        {
+        let retry_after = match &self {
+            ApiError::TooManySseStreams {
+                retry_after_secs, ..
+            }
+            | ApiError::IdempotencyInProgress { retry_after_secs } => Some(*retry_after_secs),
+            _ => None,
+        };
+        if let Some(retry_after_secs) = retry_after {
             if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
                 resp.headers_mut().insert(header::RETRY_AFTER, v);
             }
@@ -209,6 +248,17 @@ mod tests {
                 "payload_too_large",
             ),
             (ApiError::Internal("secret detail".into()), 500, "internal"),
+            (
+                ApiError::IdempotencyKeyInvalid("x".into()),
+                400,
+                "idempotency_key_invalid",
+            ),
+            (ApiError::IdempotencyConflict, 409, "idempotency_conflict"),
+            (
+                ApiError::IdempotencyStateUnknown,
+                409,
+                "idempotency_state_unknown",
+            ),
         ];
         for (e, status, code) in cases {
             assert_eq!(e.status().as_u16(), status);

@@ -1,5 +1,5 @@
 //! The `maskline` binary: `serve`, `check-config`, `tenant create`,
-//! `numbers add`.
+//! `key create|revoke`, `numbers add|remove`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -32,10 +32,30 @@ enum Cmd {
         #[command(subcommand)]
         command: TenantCmd,
     },
+    /// Manage API keys.
+    Key {
+        #[command(subcommand)]
+        command: KeyCmd,
+    },
     /// Manage masked-number pools.
     Numbers {
         #[command(subcommand)]
         command: NumbersCmd,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeyCmd {
+    /// Create an API key for a tenant; prints its id and the key (shown once).
+    Create {
+        /// Tenant name or id.
+        tenant: String,
+    },
+    /// Revoke an API key: requests with it get 401 from then on.
+    Revoke {
+        /// The key id (key_…), a unique prefix of it, or the key itself (mk_…).
+        #[arg(value_name = "KEY_PREFIX_OR_ID")]
+        key: String,
     },
 }
 
@@ -52,6 +72,14 @@ enum TenantCmd {
 enum NumbersCmd {
     /// Add masked numbers to a tenant's pool.
     Add {
+        /// Tenant name or id.
+        tenant: String,
+        /// E.164 numbers, e.g. +15550000001.
+        #[arg(required = true, value_name = "E164")]
+        numbers: Vec<String>,
+    },
+    /// Take masked numbers out of a tenant's pool (not while a session holds one).
+    Remove {
         /// Tenant name or id.
         tenant: String,
         /// E.164 numbers, e.g. +15550000001.
@@ -98,6 +126,15 @@ async fn main() -> ExitCode {
         Cmd::Numbers {
             command: NumbersCmd::Add { tenant, numbers },
         } => numbers_add(&loaded.config, &tenant, &numbers).await,
+        Cmd::Numbers {
+            command: NumbersCmd::Remove { tenant, numbers },
+        } => numbers_remove(&loaded.config, &tenant, &numbers).await,
+        Cmd::Key {
+            command: KeyCmd::Create { tenant },
+        } => key_create(&loaded.config, &tenant).await,
+        Cmd::Key {
+            command: KeyCmd::Revoke { key },
+        } => key_revoke(&loaded.config, &key).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -147,5 +184,44 @@ async fn numbers_add(
         tenant.id,
         added.join(" ")
     );
+    Ok(())
+}
+
+async fn numbers_remove(
+    config: &sip_config::Config,
+    tenant: &str,
+    numbers: &[String],
+) -> anyhow::Result<()> {
+    let store = open_store(config).await?;
+    let res = admin::remove_numbers(&store, tenant, numbers, &Clock::system()).await;
+    store.close().await;
+    let (tenant, removed) = res?;
+    println!(
+        "removed {} number(s) from tenant `{}` ({}): {}",
+        removed.len(),
+        tenant.name,
+        tenant.id,
+        removed.join(" ")
+    );
+    Ok(())
+}
+
+async fn key_create(config: &sip_config::Config, tenant: &str) -> anyhow::Result<()> {
+    let store = open_store(config).await?;
+    let res = admin::create_key(&store, tenant, &Clock::system()).await;
+    store.close().await;
+    let (tenant, id, key) = res?;
+    println!("tenant: {} ({})", tenant.name, tenant.id);
+    println!("key id: {id}");
+    println!("api key: {key}");
+    Ok(())
+}
+
+async fn key_revoke(config: &sip_config::Config, key: &str) -> anyhow::Result<()> {
+    let store = open_store(config).await?;
+    let res = admin::revoke_key(&store, key, &Clock::system()).await;
+    store.close().await;
+    let row = res?;
+    println!("revoked API key {} of tenant {}", row.id, row.tenant_id);
     Ok(())
 }

@@ -278,17 +278,28 @@ impl Running {
     /// hangups recorded before the workers stop.
     async fn drain_calls(&self) {
         use maskline_engine::{Command, CommandReply, HangupBy};
-        let live = || async { matches!(self.engine.send(Command::Drain).await, Ok(CommandReply::Done(n)) if n > 0) };
+        let live = || async {
+            matches!(self.engine.send(Command::Drain).await, Ok(CommandReply::Done(n)) if n > 0)
+        };
         let deadline = tokio::time::Instant::now() + self.drain_timeout;
         if live().await {
-            tracing::info!(timeout_secs = self.drain_timeout.as_secs(), "draining live calls");
+            tracing::info!(
+                timeout_secs = self.drain_timeout.as_secs(),
+                "draining live calls"
+            );
         }
         while live().await && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         }
         if live().await {
             let cause = "NORMAL_CLEARING".to_string();
-            let _ = self.engine.send(Command::HangupAll { cause, by: HangupBy::System }).await;
+            let _ = self
+                .engine
+                .send(Command::HangupAll {
+                    cause,
+                    by: HangupBy::System,
+                })
+                .await;
             let until = tokio::time::Instant::now() + std::time::Duration::from_secs(3);
             while live().await && tokio::time::Instant::now() < until {
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;

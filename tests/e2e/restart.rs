@@ -56,8 +56,18 @@ async fn sigterm_drains_then_hangs_up_live_calls() -> Result<()> {
         })
         .await?;
         let live = ml.api().create_session(PARTY_A, PARTY_B, None).await?;
-        let other = ml.api().create_session("+14155550177", "+14155550178", None).await?;
-        let mut call = bridge_call(&ml, CallEnds::slot(&ml, 0), PARTY_A, PARTY_B, &live.masked_number).await?;
+        let other = ml
+            .api()
+            .create_session("+14155550177", "+14155550178", None)
+            .await?;
+        let mut call = bridge_call(
+            &ml,
+            CallEnds::slot(&ml, 0),
+            PARTY_A,
+            PARTY_B,
+            &live.masked_number,
+        )
+        .await?;
         let late = CallEnds::slot(&ml, 1);
         let (sip, log) = (ml.sip_addr(), ml.dir().join("maskline.log"));
         let lo = |port| std::net::SocketAddr::from(([127, 0, 0, 1], port));
@@ -65,7 +75,8 @@ async fn sigterm_drains_then_hangs_up_live_calls() -> Result<()> {
         let (status, checks) = tokio::join!(ml.stop(), async {
             // Wait (bounded) until Maskline says it is draining.
             wait_for("the drain to start", Duration::from_secs(5), || async {
-                let draining = std::fs::read_to_string(&log).is_ok_and(|l| l.contains("draining live calls"));
+                let draining =
+                    std::fs::read_to_string(&log).is_ok_and(|l| l.contains("draining live calls"));
                 Ok(draining.then_some(()))
             })
             .await?;
@@ -78,13 +89,23 @@ async fn sigterm_drains_then_hangs_up_live_calls() -> Result<()> {
                 })
                 .await?;
             let resp = peer.final_response(&inv, WAIT).await?;
-            assert_eq!(resp.status(), Some(503), "a new call while draining: {resp:?}");
+            assert_eq!(
+                resp.status(),
+                Some(503),
+                "a new call while draining: {resp:?}"
+            );
             call.both_get_bye(Duration::from_secs(10)).await
         });
         checks?;
-        assert!(started.elapsed() >= Duration::from_millis(1900), "the live call got its drain time");
+        assert!(
+            started.elapsed() >= Duration::from_millis(1900),
+            "the live call got its drain time"
+        );
         let status = status?;
-        assert!(status.success(), "drained SIGTERM should exit cleanly, got {status}");
+        assert!(
+            status.success(),
+            "drained SIGTERM should exit cleanly, got {status}"
+        );
         Ok(())
     })
     .await

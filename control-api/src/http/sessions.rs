@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use axum::Json;
 use maskline_engine::sip::e164;
 use serde_json::{Map, Value};
@@ -13,6 +14,7 @@ use crate::app::AppState;
 use crate::error::ApiError;
 use crate::http::auth::Authed;
 use crate::http::body::JsonObject;
+use crate::service::idempotency;
 use crate::service::sessions::NewSession;
 use crate::store::tenants::TenantRow;
 use crate::view::SessionView;
@@ -29,15 +31,35 @@ const FIELDS: [&str; 6] = [
     "inbound",
 ];
 
-/// `POST /v1/sessions` → 201 Session.
+/// `POST /v1/sessions` → 201 Session. With an `Idempotency-Key` the
+/// answer carries `replayed` and a retry returns the stored response.
 pub async fn create(
     State(state): State<AppState>,
     Authed(tenant): Authed,
+    headers: HeaderMap,
     JsonObject(body): JsonObject,
-) -> Result<(StatusCode, Json<SessionView>), ApiError> {
-    let req = validate_create(&body, &tenant)?;
-    let row = state.sessions.create(&tenant, req).await?;
-    Ok((StatusCode::CREATED, Json(SessionView::from(&row))))
+) -> Result<Response, ApiError> {
+    let key = idempotency::key_from(&headers)?;
+    let body = Value::Object(body);
+    idempotency::run(
+        &state.store,
+        state.sessions.clock(),
+        &tenant.id,
+        key,
+        "POST /v1/sessions",
+        &body,
+        || async {
+            let Value::Object(fields) = &body else {
+                return Err(ApiError::Internal("body is not an object".into()));
+            };
+            let req = validate_create(fields, &tenant)?;
+            let row = state.sessions.create(&tenant, req).await?;
+            let view = serde_json::to_value(SessionView::from(&row))
+                .map_err(|e| ApiError::Internal(e.to_string()))?;
+            Ok((StatusCode::CREATED, view))
+        },
+    )
+    .await
 }
 
 /// `GET /v1/sessions/{id}` → Session with `calls`.

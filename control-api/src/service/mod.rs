@@ -9,13 +9,15 @@
 //! - [`webhooks`]: webhook endpoints (API and config).
 //! - [`recovery`]: start-up recovery after a stop or crash.
 //! - [`bootstrap`]: tenants from the config, the `dev` tenant.
-//! - [`admin`]: the CLI's `tenant create` and `numbers add`.
+//! - [`idempotency`]: `Idempotency-Key` on creating POSTs.
+//! - [`admin`]: the CLI's tenant, key and number commands.
 
 pub mod admin;
 pub mod bootstrap;
 pub mod commands;
 pub mod engine_events;
 pub mod events;
+pub mod idempotency;
 pub mod recordings;
 pub mod recovery;
 pub mod registrations;

@@ -6,8 +6,11 @@
 //! functions taking `&mut AnyConnection`, so services compose them inside
 //! one transaction (`let mut tx = store.begin().await?; …(&mut tx)…`).
 
+pub mod api_keys;
 pub mod calls;
 pub mod events;
+pub mod idempotency;
+pub mod listing;
 pub mod numbers;
 pub mod operations;
 pub mod registrations;

@@ -21,6 +21,8 @@ pub struct NumberRow {
     pub released_at: Option<i64>,
     /// When it joined the pool (unix ms).
     pub added_at: i64,
+    /// When it was taken out of the pool (`maskline numbers remove`).
+    pub removed_at: Option<i64>,
 }
 
 /// Give a free number of `tenant_id` to `session_id`, exclusively: never-used
@@ -35,7 +37,7 @@ pub async fn allocate(
         let got: Option<String> = sqlx::query_scalar(
             "UPDATE numbers SET session_id = $1 \
              WHERE e164 = (SELECT e164 FROM numbers WHERE tenant_id = $2 AND session_id IS NULL \
-                           ORDER BY released_at IS NOT NULL, released_at, added_at, e164 LIMIT 1) \
+                           AND removed_at IS NULL ORDER BY released_at IS NOT NULL, released_at, added_at, e164 LIMIT 1) \
                AND session_id IS NULL \
              RETURNING e164",
         )
@@ -47,7 +49,8 @@ pub async fn allocate(
             return Ok(got);
         }
         let free: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM numbers WHERE tenant_id = $1 AND session_id IS NULL",
+            "SELECT COUNT(*) FROM numbers WHERE tenant_id = $1 AND session_id IS NULL \
+             AND removed_at IS NULL",
         )
         .bind(tenant_id)
         .fetch_one(&mut *conn)
@@ -79,21 +82,22 @@ pub async fn release(
 /// The number's row, if it is in any pool.
 pub async fn find(conn: &mut AnyConnection, e164: &str) -> Result<Option<NumberRow>, StoreError> {
     Ok(sqlx::query_as(
-        "SELECT e164, tenant_id, session_id, released_at, added_at FROM numbers WHERE e164 = $1",
+        "SELECT e164, tenant_id, session_id, released_at, added_at, removed_at FROM numbers \
+         WHERE e164 = $1",
     )
     .bind(e164)
     .fetch_optional(&mut *conn)
     .await?)
 }
 
-/// Every number of a tenant's pool, by number.
+/// Every number of a tenant's pool (removed ones excluded), by number.
 pub async fn list_for_tenant(
     conn: &mut AnyConnection,
     tenant_id: &str,
 ) -> Result<Vec<NumberRow>, StoreError> {
     Ok(sqlx::query_as(
-        "SELECT e164, tenant_id, session_id, released_at, added_at FROM numbers \
-         WHERE tenant_id = $1 ORDER BY e164",
+        "SELECT e164, tenant_id, session_id, released_at, added_at, removed_at FROM numbers \
+         WHERE tenant_id = $1 AND removed_at IS NULL ORDER BY e164",
     )
     .bind(tenant_id)
     .fetch_all(&mut *conn)
@@ -111,6 +115,29 @@ pub async fn insert(
         .bind(e164)
         .bind(tenant_id)
         .bind(now_ms)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Take a number out of its pool (kept for past sessions' history).
+pub async fn mark_removed(
+    conn: &mut AnyConnection,
+    e164: &str,
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE numbers SET removed_at = $2 WHERE e164 = $1")
+        .bind(e164)
+        .bind(now_ms)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Put a removed number back into its pool.
+pub async fn restore(conn: &mut AnyConnection, e164: &str) -> Result<(), StoreError> {
+    sqlx::query("UPDATE numbers SET removed_at = NULL WHERE e164 = $1")
+        .bind(e164)
         .execute(&mut *conn)
         .await?;
     Ok(())

@@ -148,3 +148,149 @@ fn tenant_create_and_numbers_add() {
         text(&out.stderr)
     );
 }
+
+fn line<'a>(stdout: &'a str, prefix: &str) -> &'a str {
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix(prefix))
+        .unwrap_or_else(|| panic!("no `{prefix}` in {stdout}"))
+}
+
+async fn key_works(dir: &TempDir, key: &str) -> bool {
+    let url = format!("sqlite://{}/data/maskline.db", dir.0.display());
+    let store = maskline::store::Store::open(&url)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut c = store
+        .pool()
+        .acquire()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let found =
+        maskline::store::tenants::find_by_key_hash(&mut c, &maskline::util::ids::hash_api_key(key))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    drop(c);
+    store.close().await;
+    found.is_some()
+}
+
+#[tokio::test]
+async fn key_create_and_revoke() {
+    let dir = TempDir::new("cli-keys");
+    let path = write_config(&dir, "");
+    let out = maskline(&dir.0, &["--config", &path, "tenant", "create", "acme"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let first_key = line(&text(&out.stdout), "api key: ").to_string();
+
+    let out = maskline(&dir.0, &["--config", &path, "key", "create", "acme"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let id = line(&stdout, "key id: ").to_string();
+    let key = line(&stdout, "api key: ").to_string();
+    assert!(id.starts_with("key_") && id.len() == 28, "{id}");
+    assert!(key.starts_with("mk_") && key.len() == 67, "{key}");
+    assert_ne!(key, first_key);
+    assert!(key_works(&dir, &key).await);
+
+    let fails = |args: &[&str], needle: &str| {
+        let mut all = vec!["--config", &path, "key"];
+        all.extend_from_slice(args);
+        let out = maskline(&dir.0, &all);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = text(&out.stderr);
+        assert!(err.contains(needle), "{args:?}: {err}");
+    };
+    fails(&["create", "nobody"], "no tenant named or with id `nobody`");
+    fails(&["revoke", "abc"], "is not a key id");
+    fails(&["revoke", "key_"], "is not a key id");
+    fails(
+        &["revoke", "key_zzzzzzzzzz"],
+        "no API key with id `key_zzzzzzzzzz`",
+    );
+    fails(&["revoke", "mk_0000"], "no API key");
+
+    // A unique prefix of the id is enough.
+    let prefix = &id[..14];
+    let out = maskline(&dir.0, &["--config", &path, "key", "revoke", prefix]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains(&id), "{}", text(&out.stdout));
+    assert!(!key_works(&dir, &key).await, "revoked");
+    assert!(
+        key_works(&dir, &first_key).await,
+        "the other key still works"
+    );
+    fails(&["revoke", &id], "is already revoked");
+
+    // The key itself works too.
+    let out = maskline(&dir.0, &["--config", &path, "key", "revoke", &first_key]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(!key_works(&dir, &first_key).await);
+}
+
+#[test]
+fn numbers_remove() {
+    let dir = TempDir::new("cli-numbers-rm");
+    let path = write_config(&dir, "");
+    let run = |args: &[&str]| {
+        let mut all = vec!["--config", path.as_str(), "numbers"];
+        all.extend_from_slice(args);
+        maskline(&dir.0, &all)
+    };
+    let out = maskline(&dir.0, &["--config", &path, "tenant", "create", "acme"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = maskline(&dir.0, &["--config", &path, "tenant", "create", "beta"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = run(&["add", "acme", "+15550000001", "+15550000002"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = run(&["add", "beta", "+15550000100"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    let out = run(&["remove", "acme", "15550000002"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("removed 1 number(s) from tenant `acme`"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(text(&out.stdout).contains("+15550000002"));
+
+    let out = run(&[
+        "remove",
+        "acme",
+        "+15550000001",
+        "+15550000002",
+        "+15550000100",
+        "+15550000009",
+        "bogus",
+        "+15550000001",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    for needle in [
+        "+15550000002 was already removed from `acme`",
+        "+15550000100 is not in the pool of `acme`",
+        "+15550000009 is not in the pool of `acme`",
+        "`bogus` is not an E.164 number",
+        "+15550000001 is given twice",
+    ] {
+        assert!(err.contains(needle), "{needle}: {err}");
+    }
+    let out = run(&["remove", "nobody", "+15550000001"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("no tenant named or with id `nobody`"));
+
+    // All or nothing: +15550000001 is still in the pool, so removing it
+    // alone works; adding a removed number back restores it.
+    let out = run(&["remove", "acme", "+15550000001"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = run(&["add", "acme", "+15550000002"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("added 1 number(s)"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = run(&["add", "acme", "+15550000002"]);
+    assert_eq!(out.status.code(), Some(1), "in the pool again");
+}
