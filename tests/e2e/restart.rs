@@ -110,3 +110,82 @@ async fn sigterm_drains_then_hangs_up_live_calls() -> Result<()> {
     })
     .await
 }
+
+/// kill -9 during a call, then restart on the same data: the call from
+/// before is marked ended by the system, the session is open again (not
+/// active, not completed), keeps its masked number (no number allocated
+/// twice: a new session gets another one) and is routable.
+#[tokio::test]
+async fn kill_9_mid_call_then_restart_recovers() -> Result<()> {
+    bounded(TEST_LIMIT, async {
+        let mut ml = Maskline::start(StartOptions::default()).await?;
+        let session = ml.api().create_session(PARTY_A, PARTY_B, None).await?;
+        let call = bridge_call(
+            &ml,
+            CallEnds::slot(&ml, 0),
+            PARTY_A,
+            PARTY_B,
+            &session.masked_number,
+        )
+        .await?;
+        // Wait until the store has the call as bridged (what a crash finds).
+        let path = format!("/v1/sessions/{}", session.id);
+        let call_id = wait_for(
+            "the call to be stored as bridged",
+            Duration::from_secs(5),
+            || async {
+                let s = ml.api().get_session(&session.id).await?;
+                Ok(s.get("calls")
+                    .and_then(Value::as_array)
+                    .and_then(|c| c.first())
+                    .filter(|c| c.get("state").and_then(Value::as_str) == Some("bridged"))
+                    .and_then(|c| c.get("id").and_then(Value::as_str).map(str::to_string)))
+            },
+        )
+        .await?;
+        let status = ml.kill9()?;
+        assert!(!status.success(), "SIGKILL is not a clean exit: {status}");
+        drop(call);
+        ml.start_again().await?;
+
+        let (code, s) = ml.api().request(reqwest::Method::GET, &path, None).await?;
+        assert_eq!(code, 200, "{s}");
+        assert_eq!(s.get("state").and_then(Value::as_str), Some("open"), "{s}");
+        assert_eq!(s.get("active_call_id"), Some(&Value::Null), "{s}");
+        assert_eq!(
+            s.get("masked_number").and_then(Value::as_str),
+            Some(session.masked_number.as_str())
+        );
+        let c = ml
+            .api()
+            .request(reqwest::Method::GET, &format!("/v1/calls/{call_id}"), None)
+            .await?
+            .1;
+        assert_eq!(
+            c.get("hangup_by").and_then(Value::as_str),
+            Some("system"),
+            "{c}"
+        );
+        assert!(c.get("ended_at").is_some_and(|e| !e.is_null()), "{c}");
+        let other = ml
+            .api()
+            .create_session("+14155550188", "+14155550189", None)
+            .await?;
+        assert_ne!(
+            other.masked_number, session.masked_number,
+            "a held number is not allocated twice"
+        );
+        // Still routable after the crash.
+        let mut again = bridge_call(
+            &ml,
+            CallEnds::slot(&ml, 1),
+            PARTY_A,
+            PARTY_B,
+            &session.masked_number,
+        )
+        .await?;
+        again.exchange_rtp().await?;
+        again.caller_hangs_up().await
+    })
+    .await
+}

@@ -205,6 +205,18 @@ impl Maskline {
         }
     }
 
+    /// Kills the process with SIGKILL (no drain, no cleanup: a crash) and
+    /// waits for it to be gone. Returns its exit status.
+    pub fn kill9(&mut self) -> Result<ExitStatus> {
+        let Some(mut child) = self.child.take() else {
+            return Err(E2eError::Unexpected("maskline is not running".into()));
+        };
+        child.kill().map_err(|e| E2eError::io("kill -9", e))?;
+        child
+            .wait()
+            .map_err(|e| E2eError::io("waiting for maskline", e))
+    }
+
     /// Starts the process again after [`Maskline::stop`], on the same
     /// config, data dir and ports, and waits until it is ready.
     pub async fn start_again(&mut self) -> Result<()> {
