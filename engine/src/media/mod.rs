@@ -1,4 +1,5 @@
-//! RTP media: port-pair allocation and the per-call relay.
+//! RTP media: port-pair allocation, the per-call relay and what hangs off
+//! it (codecs and transcoding, DTMF, statistics, recording).
 
 pub mod codec;
 pub mod dtmf;

@@ -1,4 +1,5 @@
-//! SIP: wire helpers, numbers, causes and transactions.
+//! SIP: wire helpers, numbers, causes, transports, transactions, dialogs,
+//! digest authentication and the registrar.
 
 pub mod auth;
 pub mod dialog;
