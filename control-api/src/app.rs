@@ -28,6 +28,8 @@ pub struct AppState {
     pub events: EventBus,
     /// Open SSE streams and their cap.
     pub sse: SseLimiter,
+    /// Per-API-key request budget.
+    pub rate_limit: crate::http::rate_limit::KeyLimiter,
     /// Recording files and pause/resume.
     pub recordings: RecordingService,
     /// The store.

@@ -57,6 +57,13 @@ pub enum ApiError {
     /// stopped mid-way (lock older than 120 s, no stored response).
     #[error("the first request with this Idempotency-Key did not finish; check whether it took effect, then retry with a new key")]
     IdempotencyStateUnknown,
+    /// 429 `rate_limited` with `Retry-After`: the API key sent more than
+    /// `[http] rate_limit_per_sec`.
+    #[error("too many requests for this API key; retry after {retry_after_secs} s")]
+    RateLimited {
+        /// Seconds for `Retry-After`.
+        retry_after_secs: u64,
+    },
     /// 503 `too_many_sse_streams` with `Retry-After`.
     #[error("too many open event streams ({max}); retry later")]
     TooManySseStreams {
@@ -100,6 +107,7 @@ impl ApiError {
             | ApiError::NotRecording
             | ApiError::CommandUidConflict(_) => StatusCode::CONFLICT,
             ApiError::TooManySseStreams { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -121,6 +129,7 @@ impl ApiError {
             ApiError::NotRecording => "not_recording",
             ApiError::CommandUidConflict(_) => "command_uid_conflict",
             ApiError::TooManySseStreams { .. } => "too_many_sse_streams",
+            ApiError::RateLimited { .. } => "rate_limited",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::Validation(_) => "validation_failed",
             ApiError::Internal(_) => "internal",
@@ -165,7 +174,8 @@ impl IntoResponse for ApiError {
             ApiError::TooManySseStreams {
                 retry_after_secs, ..
             }
-            | ApiError::IdempotencyInProgress { retry_after_secs } => Some(*retry_after_secs),
+            | ApiError::IdempotencyInProgress { retry_after_secs }
+            | ApiError::RateLimited { retry_after_secs } => Some(*retry_after_secs),
             _ => None,
         };
         if let Some(retry_after_secs) = retry_after {

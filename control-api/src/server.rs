@@ -159,6 +159,10 @@ pub async fn start(
         commands,
         events,
         sse: SseLimiter::new(options.max_sse_streams),
+        rate_limit: crate::http::rate_limit::KeyLimiter::new(
+            config.http.rate_limit_per_sec,
+            config.http.rate_limit_burst,
+        ),
         recordings: RecordingService::new(
             store.clone(),
             engine.clone(),

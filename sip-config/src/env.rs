@@ -60,6 +60,8 @@ const OVERRIDES: &[Override] = &[
     ov("rtp", "media_timeout_secs", Kind::Integer),
     ov("rtp", "bind_address", Kind::OptionalText),
     ov("http", "listen", Kind::Text),
+    ov("http", "rate_limit_per_sec", Kind::Integer),
+    ov("http", "rate_limit_burst", Kind::Integer),
     ov("store", "url", Kind::Text),
     ov("recording", "dir", Kind::Text),
     ov("calls", "ring_timeout_secs", Kind::Integer),

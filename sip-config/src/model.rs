@@ -112,12 +112,19 @@ impl Default for RtpConfig {
 pub struct HttpConfig {
     /// Control API listen address.
     pub listen: SocketAddr,
+    /// Requests per second allowed per API key (sustained; 0 = no limit).
+    /// Over it: 429 `rate_limited` with `Retry-After`.
+    pub rate_limit_per_sec: u32,
+    /// Requests an API key may send at once above the sustained rate.
+    pub rate_limit_burst: u32,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
             listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080),
+            rate_limit_per_sec: 500,
+            rate_limit_burst: 1000,
         }
     }
 }

@@ -38,6 +38,10 @@ impl FromRequestParts<AppState> for Authed {
             return Err(ApiError::Unauthenticated("missing X-API-Key header"));
         }
         let hash = hash_api_key(key);
+        state
+            .rate_limit
+            .check(&hash, std::time::Instant::now())
+            .map_err(|retry_after_secs| ApiError::RateLimited { retry_after_secs })?;
         let mut conn = state
             .store
             .pool()

@@ -10,6 +10,7 @@ pub mod listing;
 pub mod metrics;
 pub mod openapi;
 pub mod range;
+pub mod rate_limit;
 pub mod recordings;
 pub mod sessions;
 pub mod sse;

@@ -99,3 +99,36 @@ async fn healthz_unknown_routes_and_large_bodies() {
     assert_eq!(body["error"], "payload_too_large");
     srv.stop().await;
 }
+
+/// Over `[http] rate_limit_per_sec` a key gets 429 `rate_limited` with
+/// `Retry-After`; another key is not affected.
+#[tokio::test]
+async fn a_key_over_its_rate_gets_429_with_retry_after() {
+    let dir = TempDir::new("ratelimit");
+    let mut cfg = config(&dir.0);
+    cfg.http.rate_limit_per_sec = 1;
+    cfg.http.rate_limit_burst = 3;
+    let srv = Server::start(&cfg, maskline::util::time::Clock::manual(wall_now_ms())).await;
+    for _ in 0..3 {
+        let (status, _) = srv.get("/v1/sessions/ses_nope", ACME_KEY).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+    }
+    let resp = srv
+        .client
+        .get(format!("{}/v1/sessions/ses_nope", srv.base))
+        .header("X-API-Key", ACME_KEY)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry = resp
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    assert_eq!(retry.as_deref(), Some("1"));
+    let body: serde_json::Value = resp.json().await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(body["error"], "rate_limited");
+    let (status, _) = srv.get("/v1/sessions/ses_nope", BETA_KEY).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "another key is not limited");
+}

@@ -6,6 +6,7 @@ mod cli;
 mod commands;
 mod engine_events;
 mod idempotency;
+mod isolation;
 mod lifecycle;
 mod listing;
 mod openapi;
