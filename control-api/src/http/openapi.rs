@@ -223,39 +223,6 @@ fn paths() -> Value {
                                     "next_cursor": { "type": ["string", "null"] } } }))),
                 ("422", ok("validation_failed", schema_ref("ValidationError"))),
             ])) },
-        "/v1/calls/originate": {
-            "post": with_body(
-                op(
-                    "Originate a call: ring from_party, then the other party, and bridge",
-                    "Calls",
-                    vec![idempotency_header()],
-                    responses(&[
-                        ("201", ok("dialing", schema_ref("Call"))),
-                        ("202", ok("queued by the calls-per-second limit", schema_ref("Call"))),
-                        ("400", err("idempotency_key_invalid")),
-                        ("404", err("not_found")),
-                        ("409", err("concurrent_call_not_allowed (with active_call_ids, max_concurrent), idempotency_conflict, idempotency_in_progress, idempotency_state_unknown")),
-                        ("422", ok("validation_failed", schema_ref("ValidationError"))),
-                    ]),
-                ),
-                json!({ "type": "object", "additionalProperties": false,
-                        "required": ["session_id", "from_party"], "properties": {
-                            "session_id": { "type": "string" },
-                            "from_party": { "type": "string", "enum": ["a", "b"] } } }),
-            )
-        },
-        "/v1/calls/{id}/cancel": {
-            "post": op(
-                "Cancel a queued or ringing call (idempotent)",
-                "Calls",
-                vec![path_id("call")],
-                responses(&[
-                    ("200", ok("whether this request cancelled it", json!({ "type": "object",
-                        "required": ["cancelled"], "properties": { "cancelled": { "type": "boolean" } } }))),
-                    ("404", err("not_found")),
-                ]),
-            )
-        },
         "/v1/calls/{id}": { "get": op("Get a call", "Calls", vec![path_id("call")],
             responses(&[("200", ok("the call", schema_ref("Call"))), ("404", err("not_found"))])) },
         "/v1/calls/{id}/commands/answer": { "post": command_op("answer", "Answer a call held in control mode") },
@@ -475,6 +442,34 @@ mod tests {
                     "{} {path} missing from /openapi.json",
                     m.to_uppercase()
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn every_documented_route_is_served() {
+        let doc = document();
+        let routes = routes_in_app();
+        let Some(paths) = doc["paths"].as_object() else {
+            panic!("no paths in the spec")
+        };
+        for (path, item) in paths {
+            let served = routes.iter().find(|(p, _)| p == path);
+            let Some((_, methods)) = served else {
+                panic!("{path} is documented but not routed in app.rs")
+            };
+            for m in item
+                .as_object()
+                .map(|o| o.keys().cloned().collect::<Vec<_>>())
+                .unwrap_or_default()
+            {
+                if ["get", "post", "put", "delete", "patch", "head"].contains(&m.as_str()) {
+                    assert!(
+                        methods.contains(&m),
+                        "{} {path} is documented but not routed",
+                        m.to_uppercase()
+                    );
+                }
             }
         }
     }

@@ -22,11 +22,10 @@ const ACME_WEBHOOK_URL: &str = "http://127.0.0.1:9/acme-only-hook";
 /// `/v1` routes without a path parameter this test knows: the reads are
 /// checked for leaks below; the writes act on the caller's own tenant by
 /// construction and are covered by the 401 sweep.
-const KNOWN_PLAIN_ROUTES: [(&str, &str); 9] = [
+const KNOWN_PLAIN_ROUTES: [(&str, &str); 8] = [
     ("get", "/v1/sessions"),
     ("post", "/v1/sessions"),
     ("get", "/v1/calls"),
-    ("post", "/v1/calls/originate"),
     ("get", "/v1/events"),
     ("get", "/v1/webhook"),
     ("put", "/v1/webhook"),
@@ -75,6 +74,44 @@ async fn call(
         .unwrap_or_else(|_| panic!("{method} {path}: body not complete within 5 s"))
         .unwrap_or_default();
     (status, text)
+}
+
+/// The text of an SSE stream (replayed from event 0) up to and including
+/// the first chunk that contains `until`; fails after 5 s without it.
+async fn read_stream_until(srv: &Server, path: &str, key: &str, until: &str) -> String {
+    let read = async {
+        let mut resp = srv
+            .client
+            .get(format!("{}{path}", srv.base))
+            .header("X-API-Key", key)
+            .header("Last-Event-ID", "0")
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{path}: {e}"));
+        assert_eq!(resp.status(), StatusCode::OK, "{path}");
+        let mut text = String::new();
+        while let Some(chunk) = resp.chunk().await.unwrap_or_else(|e| panic!("{path}: {e}")) {
+            text.push_str(&String::from_utf8_lossy(&chunk));
+            if text.contains(until) {
+                return text;
+            }
+        }
+        panic!("{path}: stream ended before {until}: {text}")
+    };
+    tokio::time::timeout(Duration::from_secs(5), read)
+        .await
+        .unwrap_or_else(|_| panic!("{path}: {until} not replayed within 5 s"))
+}
+
+/// Whether a request with the owner's own key got the router's fallback
+/// answer: the route is documented but this build does not serve it.
+fn is_unrouted(status: StatusCode, body: &str) -> bool {
+    let parsed: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+    matches!(
+        (status, parsed["error"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found"))
+            | (StatusCode::METHOD_NOT_ALLOWED, Some("method_not_allowed"))
+    )
 }
 
 /// Panics if `body` carries any of acme's identifying values.
@@ -202,6 +239,7 @@ async fn every_route_is_tenant_isolated() {
     let routes = spec_routes(&doc);
     let mut unknown = Vec::new();
     let mut covered = Vec::new();
+    let mut unrouted = Vec::new();
 
     for (path, method_name) in &routes {
         if !path.starts_with("/v1/") {
@@ -211,14 +249,20 @@ async fn every_route_is_tenant_isolated() {
             .unwrap_or_else(|e| panic!("{method_name}: {e}"));
         let label = format!("{} {path}", method_name.to_uppercase());
 
-        // Generic: no key → 401 unauthenticated, for every /v1 route.
+        // Generic: no key → 401 unauthenticated, for every /v1 route
+        // the server serves (one it does not serve is reported below).
         let probe = fill(path, owner_id(path, &ids).unwrap_or("x_unknown"));
         let (status, body) = call(&srv, &method, &probe, None, None).await;
-        assert_eq!(
-            status,
-            StatusCode::UNAUTHORIZED,
-            "{label} without key: {body}"
-        );
+        if status != StatusCode::UNAUTHORIZED {
+            let (owner_status, owner_body) =
+                call(&srv, &method, &probe, Some(ACME_KEY), None).await;
+            assert!(
+                is_unrouted(owner_status, &owner_body),
+                "{label} without key: {status} {body} (with acme's key: {owner_status} {owner_body})"
+            );
+            unrouted.push(label);
+            continue;
+        }
         let parsed: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
         assert_eq!(parsed["error"], "unauthenticated", "{label}: {body}");
 
@@ -263,7 +307,7 @@ async fn every_route_is_tenant_isolated() {
             "{method} {path} no longer in openapi.json"
         );
     }
-    assert!(covered.len() >= 20, "too few routes covered: {covered:?}");
+    assert!(covered.len() >= 15, "too few routes covered: {covered:?}");
 
     // Listings: beta sees its own session and none of acme's objects.
     let (status, list) = srv.get("/v1/sessions", BETA_KEY).await;
@@ -292,6 +336,37 @@ async fn every_route_is_tenant_isolated() {
     let (status, list) = srv.get("/v1/calls", BETA_KEY).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(list["data"], json!([]), "beta has no calls");
+
+    // Beta's tenant stream replayed from the start: beta's own events only
+    // (acme's came first, so a leak would be read before beta's).
+    let replay = read_stream_until(&srv, "/v1/events", BETA_KEY, &beta_sid).await;
+    assert!(replay.contains("session.created"), "{replay}");
+    assert!(
+        !replay.contains(&sid),
+        "acme's session in beta's stream: {replay}"
+    );
+    assert_no_acme_data("GET /v1/events replay", &replay, &secrets);
+
+    // Originating on acme's session with beta's key: 404, nothing dialled
+    // (checked once originate is in the spec; the sweep above then also
+    // requires it to be served).
+    let originate = "/v1/calls/originate".to_string();
+    if routes.iter().any(|(p, m)| *p == originate && m == "post") {
+        let (status, body) = srv
+            .post(
+                &originate,
+                BETA_KEY,
+                &json!({"session_id": sid, "from_party": "a"}),
+            )
+            .await;
+        assert_eq!(
+            status,
+            StatusCode::NOT_FOUND,
+            "originate on acme's session: {body}"
+        );
+        assert_eq!(body["error"], "not_found", "{body}");
+        assert_no_acme_data("POST /v1/calls/originate", &body.to_string(), &secrets);
+    }
 
     // X-App-ID naming acme with beta's key → 401, on a beta-owned object too.
     let acme_tenant = acme_tenant_id(&srv).await;
@@ -328,6 +403,10 @@ async fn every_route_is_tenant_isolated() {
     assert_eq!(status, StatusCode::OK, "acme still sees its operation");
 
     eprintln!("isolation: covered {} routes: {covered:?}", covered.len());
+    assert!(
+        unrouted.is_empty(),
+        "documented in openapi.json but not served: {unrouted:?}"
+    );
     srv.stop().await;
 }
 

@@ -22,8 +22,6 @@ async fn openapi_json_covers_the_api_and_docs_render_it_offline() {
         ("/v1/sessions/{id}/complete", "post"),
         ("/v1/calls", "get"),
         ("/v1/calls/{id}", "get"),
-        ("/v1/calls/originate", "post"),
-        ("/v1/calls/{id}/cancel", "post"),
         ("/v1/calls/{id}/commands/answer", "post"),
         ("/v1/calls/{id}/commands/hangup", "post"),
         ("/v1/calls/{id}/commands/disconnect", "post"),
