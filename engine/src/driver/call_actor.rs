@@ -17,8 +17,8 @@ use crate::media::ports::PortPair;
 use crate::media::recorder::RecorderFormat;
 use crate::media::recording::Recording;
 use crate::media::relay::{self, RelayHandle, Side};
-use crate::sip::transport::{response_endpoint, Endpoint};
-use crate::sip::{ids, message, q850};
+use crate::sip::q850;
+use crate::sip::transport::Endpoint;
 
 pub(crate) struct NewCall {
     pub engine_id: String,
@@ -87,7 +87,9 @@ pub(crate) async fn run(shared: Arc<Shared>, mut inbox: mpsc::Receiver<ActorInpu
             Ok(r) => Some(r),
             Err(e) => {
                 tracing::warn!(call_id = %engine_id, error = %e, "cannot bind RTP ports");
-                fail(&shared, &invite, src, 503, "SWITCH_CONGESTION").await;
+                shared
+                    .refuse(&invite, src, 503, Some("SWITCH_CONGESTION"))
+                    .await;
                 cleanup(&shared, None);
                 return;
             }
@@ -96,7 +98,9 @@ pub(crate) async fn run(shared: Arc<Shared>, mut inbox: mpsc::Receiver<ActorInpu
         Ok(c) => c,
         Err(e) => {
             tracing::info!(call_id = %engine_id, error = %e, "cannot set up call");
-            fail(&shared, &invite, src, 488, "BEARERCAPABILITY_NOTAVAIL").await;
+            shared
+                .refuse(&invite, src, 488, Some("BEARERCAPABILITY_NOTAVAIL"))
+                .await;
             cleanup(&shared, None);
             return;
         }
@@ -134,7 +138,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut inbox: mpsc::Receiver<ActorInpu
                 CallOutput::Send { dest, bytes } => shared.send(dest, &bytes).await,
                 CallOutput::Media(leg, target) => {
                     if let Some(r) = &relay {
-                        r.set_target(if leg == Leg::A { Side::A } else { Side::B }, target);
+                        r.set_target(side_of(leg), target);
                     }
                 }
                 CallOutput::Transcode(plan) => {
@@ -282,17 +286,6 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
         Some(d) => tokio::time::sleep_until(d).await,
         None => std::future::pending().await,
     }
-}
-
-async fn fail(shared: &Shared, invite: &Request, src: Endpoint, status: u16, cause: &str) {
-    let mut extra = Vec::new();
-    if let Some(c) = q850::by_name(cause) {
-        extra.push(("Reason", q850::reason_header(c)));
-    }
-    let resp = message::response(invite, status, Some(&ids::new_tag()), &extra, None);
-    shared
-        .send(response_endpoint(invite, src), &resp.to_bytes())
-        .await;
 }
 
 fn emit(shared: &Shared, ev: EngineEvent) {

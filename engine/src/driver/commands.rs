@@ -35,12 +35,7 @@ async fn run(shared: &Shared, command: Command) -> Result<CommandReply, CommandE
             }
         }
         Command::Hangup { call_id, cause, by } => {
-            let call = shared
-                .by_engine_id
-                .get(&call_id)
-                .map(|c| c.clone())
-                .ok_or_else(|| CommandError::UnknownCall(call_id.clone()))?;
-            hangup(&call, cause, by).await
+            hangup(&lookup(shared, &call_id)?, cause, by).await
         }
         Command::Answer { call_id } => {
             let call = lookup(shared, &call_id)?;
@@ -86,17 +81,7 @@ async fn run(shared: &Shared, command: Command) -> Result<CommandReply, CommandE
 }
 
 async fn hangup(call: &CallRef, cause: String, by: HangupBy) -> Result<CommandReply, CommandError> {
-    let (tx, rx) = oneshot::channel();
-    call.mailbox
-        .send(ActorInput::Hangup {
-            cause,
-            by,
-            reply: tx,
-        })
-        .await
-        .map_err(|_| CommandError::UnknownCall(call.engine_id.clone()))?;
-    rx.await
-        .map_err(|_| CommandError::UnknownCall(call.engine_id.clone()))?
+    ask(call, |reply| ActorInput::Hangup { cause, by, reply }).await
 }
 
 fn lookup(shared: &Shared, call_id: &str) -> Result<CallRef, CommandError> {

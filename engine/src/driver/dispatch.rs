@@ -18,7 +18,7 @@ use crate::b2bua::Leg;
 use crate::metrics::Metrics;
 use crate::routing::RouteDecision;
 use crate::sip::transport::{response_endpoint, Endpoint};
-use crate::sip::{e164, ids, message, q850};
+use crate::sip::{e164, ids, message};
 
 pub(crate) async fn receive_loop(shared: Arc<Shared>) {
     let mut buf = vec![0u8; message::MAX_MESSAGE_SIZE + 1];
@@ -137,16 +137,10 @@ async fn reply(shared: &Shared, req: &Request, src: Endpoint, resp: rsipstack::s
         .await;
 }
 
-/// Stateless final response (a retransmitted INVITE is simply answered
-/// again; the ACK to it matches nothing and is dropped).
+/// Refuse an out-of-dialog request (counted in the metrics).
 async fn reject(shared: &Shared, req: &Request, src: Endpoint, status: u16, cause: Option<&str>) {
     shared.metrics.rejected(status);
-    let mut extra = Vec::new();
-    if let Some(c) = cause.and_then(q850::by_name) {
-        extra.push(("Reason", q850::reason_header(c)));
-    }
-    let resp = message::response(req, status, Some(&ids::new_tag()), &extra, None);
-    reply(shared, req, src, resp).await;
+    shared.refuse(req, src, status, cause).await;
 }
 
 /// Well-known SIP scanners (SIPVicious & co.) identify themselves.

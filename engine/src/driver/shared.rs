@@ -117,4 +117,32 @@ impl Shared {
                 .send(dest.addr, bytes::Bytes::copy_from_slice(bytes)),
         }
     }
+
+    /// Answer `req` statelessly with a final `status` (and a Q.850 `Reason`
+    /// when `cause` names one). A retransmitted request is simply answered
+    /// again; the ACK to it matches nothing and is dropped.
+    pub async fn refuse(
+        &self,
+        req: &rsipstack::sip::Request,
+        src: Endpoint,
+        status: u16,
+        cause: Option<&str>,
+    ) {
+        let mut extra = Vec::new();
+        if let Some(c) = cause.and_then(crate::sip::q850::by_name) {
+            extra.push(("Reason", crate::sip::q850::reason_header(c)));
+        }
+        let resp = crate::sip::message::response(
+            req,
+            status,
+            Some(&crate::sip::ids::new_tag()),
+            &extra,
+            None,
+        );
+        self.send(
+            crate::sip::transport::response_endpoint(req, src),
+            &resp.to_bytes(),
+        )
+        .await;
+    }
 }

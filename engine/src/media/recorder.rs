@@ -171,13 +171,6 @@ fn ms(rate: u32, ms: u64) -> u64 {
     u64::from(rate) * ms / 1000
 }
 
-fn index(side: Side) -> usize {
-    match side {
-        Side::A => 0,
-        Side::B => 1,
-    }
-}
-
 impl Recorder {
     /// Create (truncate) `path` and start a stereo 16-bit WAV at
     /// `format.sample_rate`.
@@ -255,7 +248,7 @@ impl Recorder {
     ) -> Result<(), RecorderError> {
         let arrived = self.position(arrival);
         if codec.is_audio() {
-            self.place_packet(index(side), codec, rtp_seq, rtp_ts, payload, arrived);
+            self.place_packet(side.index(), codec, rtp_seq, rtp_ts, payload, arrived);
         }
         self.flush_to(self.latest.saturating_sub(ms(self.rate, HOLD_MS)))
     }

@@ -21,7 +21,7 @@ use tokio::sync::mpsc;
 
 use super::codec::Codec;
 use super::ports::PortPair;
-use super::rtp::{is_rtcp, is_rtp};
+use super::rtp::is_rtcp;
 use super::stats::{QualityStats, RtpStats};
 use super::transcoding::{TranscodeDirection, TranscodePlan};
 use crate::handle::MediaStats;
@@ -35,6 +35,16 @@ pub enum Side {
     A,
     /// The outbound (callee's) leg.
     B,
+}
+
+impl Side {
+    /// 0 for A, 1 for B (index into per-leg arrays).
+    pub fn index(self) -> usize {
+        match self {
+            Side::A => 0,
+            Side::B => 1,
+        }
+    }
 }
 
 /// Live counters of a relay.
@@ -230,7 +240,7 @@ async fn run(
                         peers[rtcp].retarget(usable(if t.rtcp_mux { t.rtp } else { t.rtcp }));
                     }
                     Some(Control::Tap(t)) => tap = t,
-                    Some(Control::Codecs(side, map)) => clocks[side_index(side)] = map,
+                    Some(Control::Codecs(side, map)) => clocks[side.index()] = map,
                     Some(Control::Transcode(plan)) => {
                         transcode = [None, None];
                         if let Some(p) = plan {
@@ -253,24 +263,28 @@ async fn run(
             r = s.b_rtcp.recv_from(b3) => { let Ok((n, src)) = r else { continue }; (B_RTCP, A_RTCP, n, src, true) }
         };
         let packet = &bufs[from][..len];
-        let valid = if rtcp {
-            is_rtcp(packet)
+        // One look at the header: RTCP (on its own port, or muxed on the RTP
+        // port per RFC 5761), else RTP on the RTP port; anything else drops.
+        let on_rtcp_port = rtcp;
+        let rtcp = is_rtcp(packet);
+        let rtp = if rtcp {
+            None
         } else {
-            is_rtp(packet) || is_rtcp(packet)
+            RtpReader::new(packet).ok()
         };
+        let valid = rtcp || (!on_rtcp_port && rtp.is_some());
         if !valid || !peers[from].accept(src) {
             stats.dropped.fetch_add(1, Ordering::Relaxed);
             continue;
         }
         let now = Instant::now();
         let i = usize::from(from == B_RTP || from == B_RTCP);
-        let rtcp = rtcp || is_rtcp(packet);
-        if rtcp {
-            quality[i].on_rtcp(packet, 8000, now);
-            quality[1 - i].on_rtcp_sent(packet, now);
-        } else if let Ok(rtp) = RtpReader::new(packet) {
+        if let Some(rtp) = &rtp {
             let clock = clock_rate(&clocks[i], rtp.payload_type());
             quality[i].on_packet(rtp.sequence_number().into(), rtp.timestamp(), now, clock);
+        } else {
+            quality[i].on_rtcp(packet, 8000, now);
+            quality[1 - i].on_rtcp_sent(packet, now);
         }
         if !rtcp {
             stats.last_rx_ms[i].store(
@@ -313,13 +327,6 @@ async fn run(
             };
             counter.fetch_add(1, Ordering::Relaxed);
         }
-    }
-}
-
-fn side_index(side: Side) -> usize {
-    match side {
-        Side::A => 0,
-        Side::B => 1,
     }
 }
 

@@ -5,8 +5,8 @@
 //! extras, the caller is answered with its own preferred transcodable
 //! codec and the relay transcodes ([`TranscodePlan`]).
 
+use crate::media::codec::payload_map;
 use crate::media::codec::Codec;
-use crate::media::recording::payload_map;
 use crate::media::transcoding::TranscodePlan;
 use crate::sdp;
 

@@ -87,7 +87,7 @@ impl Call {
             self.out.push_back(CallOutput::Media(leg, target));
             self.out.push_back(CallOutput::Codecs(
                 leg,
-                crate::media::recording::payload_map(body),
+                crate::media::codec::payload_map(body),
             ));
         }
     }

@@ -266,7 +266,7 @@ impl Call {
             },
         )?;
         // Offer only what Maskline can honour (relay, record, transcode).
-        let a_codecs = codecs::supported(&crate::media::recording::payload_map(&invite.body));
+        let a_codecs = codecs::supported(&crate::media::codec::payload_map(&invite.body));
         if !a_codecs.iter().any(|(_, c)| c.is_audio()) {
             return Err(CallError::NoCommonCodec);
         }
@@ -329,7 +329,7 @@ impl Call {
         call.out.push_back(CallOutput::Media(Leg::A, a_media));
         call.out.push_back(CallOutput::Codecs(
             Leg::A,
-            crate::media::recording::payload_map(&call.a_tsx.request().body),
+            crate::media::codec::payload_map(&call.a_tsx.request().body),
         ));
         if call.control_deadline.is_some() {
             // Control mode: the caller hears ringback while the platform

@@ -144,8 +144,72 @@ pub enum CodecError {
     Opus(String),
 }
 
+/// Payload type → codec of the audio m-line of an SDP body, in the
+/// m-line's order of preference: static types by number, dynamic ones by
+/// their `a=rtpmap`.
+pub fn payload_map(sdp: &[u8]) -> Vec<(u8, Codec)> {
+    let mut map = unordered_payload_map(sdp);
+    let order = crate::sdp::audio_payloads(sdp);
+    map.sort_by_key(|(pt, _)| order.iter().position(|p| p == pt).unwrap_or(usize::MAX));
+    map
+}
+
+fn unordered_payload_map(sdp: &[u8]) -> Vec<(u8, Codec)> {
+    let text = String::from_utf8_lossy(sdp);
+    let mut out = Vec::new();
+    let mut in_audio = false;
+    for line in text.lines() {
+        let line = line.trim();
+        if let Some(m) = line.strip_prefix("m=") {
+            in_audio = m.starts_with("audio ");
+            if in_audio {
+                for pt in m
+                    .split_whitespace()
+                    .skip(3)
+                    .filter_map(|t| t.parse::<u8>().ok())
+                {
+                    if let Some(c) = Codec::from_static_payload_type(pt) {
+                        out.push((pt, c));
+                    }
+                }
+            }
+        } else if let (true, Some(map)) = (in_audio, line.strip_prefix("a=rtpmap:")) {
+            let mut it = map.splitn(2, ' ');
+            let (Some(pt), Some(enc)) = (
+                it.next().and_then(|p| p.trim().parse::<u8>().ok()),
+                it.next(),
+            ) else {
+                continue;
+            };
+            let mut parts = enc.trim().split('/');
+            let name = parts.next().unwrap_or("");
+            let rate = parts
+                .next()
+                .and_then(|r| r.parse::<u32>().ok())
+                .unwrap_or(8000);
+            let channels = parts.next().and_then(|c| c.parse::<u8>().ok());
+            if let Some(c) = Codec::from_rtpmap(name, rate, channels) {
+                out.retain(|(p, _)| *p != pt);
+                out.push((pt, c));
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn payload_map_reads_static_and_dynamic_types() {
+        let sdp = b"v=0\r\nm=audio 4000 RTP/AVP 0 8 111 101\r\na=rtpmap:111 opus/48000/2\r\na=rtpmap:101 telephone-event/8000\r\nm=video 0 RTP/AVP 96\r\na=rtpmap:96 VP8/90000\r\n";
+        let map = payload_map(sdp);
+        assert!(map.contains(&(0, Codec::Pcmu)));
+        assert!(map.contains(&(8, Codec::Pcma)));
+        assert!(map.contains(&(111, Codec::Opus)));
+        assert!(map.contains(&(101, Codec::TelephoneEvent { rate: 8000 })));
+        assert_eq!(map.len(), 4);
+    }
+
     use super::*;
 
     #[test]
