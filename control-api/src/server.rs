@@ -86,6 +86,7 @@ pub struct Running {
     server: JoinHandle<std::io::Result<()>>,
     workers: Vec<JoinHandle<()>>,
     drain_timeout: std::time::Duration,
+    events_handled: tokio::sync::watch::Receiver<u64>,
 }
 
 /// Start everything per `config`; returns once HTTP is listening.
@@ -132,10 +133,12 @@ pub async fn start(
             "operations interrupted by the last stop marked failed"
         );
     }
+    let (handled_tx, events_handled) = tokio::sync::watch::channel(0u64);
     let events_task = tokio::spawn(engine_events::run(
         events.clone(),
         store.clone(),
         started.events,
+        handled_tx,
     ));
     let expiry_task = tokio::spawn(ttl::run_expiry(sessions.clone(), expired));
     let worker = WebhookWorker::new(store.clone(), events.clone(), &config.webhooks)
@@ -184,6 +187,7 @@ pub async fn start(
     tracing::info!(http = %http_addr, "control API listening");
     Ok(Running {
         drain_timeout: std::time::Duration::from_secs(config.calls.drain_timeout_secs),
+        events_handled,
         state,
         engine,
         dev_key,
@@ -292,6 +296,8 @@ impl Running {
                 "draining live calls"
             );
         }
+        // Calls end on their own schedule: ask the engine how many are
+        // still live a few times a second (shutdown only, bounded).
         while live().await && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         }
@@ -309,8 +315,15 @@ impl Running {
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
             }
         }
-        // Let the event worker persist the last hangups.
-        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        // Wait (bounded) until the event worker has stored every event the
+        // engine emitted, the last hangups included.
+        let emitted = self.engine.metrics().events_emitted;
+        let mut handled = self.events_handled.clone();
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            handled.wait_for(|n| *n >= emitted),
+        )
+        .await;
     }
 
     async fn stop_workers(&mut self) {

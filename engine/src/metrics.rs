@@ -17,6 +17,7 @@ pub struct Metrics {
     pub(crate) calls_ended: DashMap<String, u64>,
     pub(crate) rtp_relayed: AtomicU64,
     pub(crate) rtp_dropped: AtomicU64,
+    pub(crate) events_emitted: AtomicU64,
 }
 
 /// A snapshot of [`Metrics`] plus live gauges.
@@ -46,6 +47,9 @@ pub struct MetricsSnapshot {
     pub free_port_pairs: u64,
     /// Registered softphone contacts now.
     pub registered_contacts: u64,
+    /// Engine events handed to the control plane so far (it can wait until
+    /// it has handled this many).
+    pub events_emitted: u64,
 }
 
 impl Metrics {
@@ -87,6 +91,7 @@ impl Metrics {
             calls_ended: ended,
             rtp_relayed: load(&self.rtp_relayed),
             rtp_dropped: load(&self.rtp_dropped),
+            events_emitted: load(&self.events_emitted),
             ..MetricsSnapshot::default()
         }
     }

@@ -20,7 +20,15 @@ const ORIGINATOR_CANCEL: &str = "ORIGINATOR_CANCEL";
 const ATTEMPTS: u32 = 3;
 
 /// Drain `events` until the engine closes the stream.
-pub async fn run(bus: EventBus, store: Store, mut events: mpsc::UnboundedReceiver<EngineEvent>) {
+/// Persist and publish every engine event in order; `handled` counts the
+/// events done with (stored, or given up on), so a shutdown can wait for
+/// the last ones.
+pub async fn run(
+    bus: EventBus,
+    store: Store,
+    mut events: mpsc::UnboundedReceiver<EngineEvent>,
+    handled: tokio::sync::watch::Sender<u64>,
+) {
     while let Some(event) = events.recv().await {
         let mut attempt = 1;
         loop {
@@ -39,6 +47,7 @@ pub async fn run(bus: EventBus, store: Store, mut events: mpsc::UnboundedReceive
                 }
             }
         }
+        handled.send_modify(|n| *n += 1);
     }
     tracing::debug!("engine event stream closed");
 }

@@ -17,6 +17,7 @@ use crate::media::ports::PortPair;
 use crate::media::recorder::RecorderFormat;
 use crate::media::recording::Recording;
 use crate::media::relay::{self, RelayHandle, Side};
+use crate::metrics::Metrics;
 use crate::sip::q850;
 use crate::sip::transport::Endpoint;
 
@@ -184,15 +185,12 @@ pub(crate) async fn run(shared: Arc<Shared>, mut inbox: mpsc::Receiver<ActorInpu
                         }
                         CallEvent::Ringing => {}
                     }
-                    if matches!(ev, CallEvent::Hangup { .. }) {
-                        // Free the ports and the session at once; the call
-                        // itself lingers to absorb retransmissions.
-                        relay = None;
-                        shared
-                            .by_session
-                            .remove_if(&session_id, |_, c| c.engine_id == engine_id);
-                    }
                     let ended = matches!(ev, CallEvent::Hangup { .. });
+                    if ended {
+                        // Free the ports at once; the call itself lingers
+                        // to absorb retransmissions.
+                        relay = None;
+                    }
                     if let CallEvent::Hangup { cause, .. } = &ev {
                         shared.metrics.ended(
                             cause.name,
@@ -218,6 +216,14 @@ pub(crate) async fn run(shared: Arc<Shared>, mut inbox: mpsc::Receiver<ActorInpu
                                 tracing::error!(call_id = %engine_id, error = %e, "recording lost")
                             }
                         }
+                    }
+                    if ended {
+                        // Only now, with every event of the call emitted,
+                        // is the session free for a new call (and the call
+                        // no longer counted as live by a drain).
+                        shared
+                            .by_session
+                            .remove_if(&session_id, |_, c| c.engine_id == engine_id);
                     }
                 }
             }
@@ -289,7 +295,9 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
 }
 
 fn emit(shared: &Shared, ev: EngineEvent) {
-    let _ = shared.events.send(ev);
+    if shared.events.send(ev).is_ok() {
+        Metrics::inc(&shared.metrics.events_emitted);
+    }
 }
 
 fn to_engine_event(
