@@ -10,7 +10,7 @@
 pub mod call;
 pub mod outbound;
 
-pub use call::{Call, CallEvent, CallOutput, CallSetup, Leg, TrunkCredentials};
+pub use call::{Call, CallEvent, CallOutput, CallSetup, FirstLeg, Leg, TrunkCredentials};
 
 #[cfg(test)]
 mod tests;

@@ -3,6 +3,7 @@
 //!
 //! - [`remote_media`] reads where a peer wants to receive audio
 //!   ([`MediaTarget`]).
+//! - [`offer`] builds Maskline's own offer (a leg it dials first).
 //! - [`rewrite`] turns a peer's SDP into the one Maskline sends on the other
 //!   leg ([`RewriteParams`]).
 //!
@@ -13,6 +14,7 @@
 
 mod codecs;
 mod error;
+mod offer;
 mod parse;
 mod rewrite;
 mod target;
@@ -24,6 +26,7 @@ use std::net::{IpAddr, SocketAddr};
 
 pub use codecs::{add_payloads, audio_payloads, keep_payloads};
 pub use error::SdpError;
+pub use offer::offer;
 pub use parse::MAX_SDP_LEN;
 pub use rewrite::rewrite;
 pub use target::remote_media;

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use rsipstack::sip::prelude::*;
-use rsipstack::sip::Response;
+use rsipstack::sip::{Request, Response};
 
 use super::*;
 
@@ -92,14 +92,12 @@ impl Call {
                     status
                 };
                 let contact = outbound::contact(&self.setup.local, &self.setup.masked);
-                let resp_a = message::response(
-                    self.a_tsx.request(),
+                self.respond_a(
                     status,
-                    Some(&self.a_tag),
                     &[("Contact", contact)],
                     body.map(|b| ("application/sdp", b)),
+                    now,
                 );
-                let _ = self.a_tsx.respond(resp_a, now);
             }
             200..=299 => self.on_b_answer(resp, now),
             401 | 407 if !self.b_up && self.retry_b_with_credentials(&resp, now) => {}
@@ -135,7 +133,7 @@ impl Call {
                 self.bye(Leg::A, Some(cause), now);
                 self.ended(cause, Some(status), by, now);
             }
-            Phase::Ended => {}
+            Phase::Originating | Phase::Ended => {}
         }
     }
 
@@ -143,50 +141,18 @@ impl Call {
     /// INVITE with credentials, next CSeq, new branch. False when there is
     /// nothing to answer with (the failure is then relayed to A).
     pub(super) fn retry_b_with_credentials(&mut self, resp: &Response, now: Instant) -> bool {
-        let Some(creds) = self.setup.b_credentials.clone() else {
-            return false;
-        };
         if self.b_auth_tried {
             return false;
         }
-        let (challenge_header, answer_header) = match resp.status_code.code() {
-            401 => ("WWW-Authenticate", "Authorization"),
-            _ => ("Proxy-Authenticate", "Proxy-Authorization"),
-        };
-        let values: Vec<String> = resp
-            .headers
-            .iter()
-            .filter(|h| h.name().eq_ignore_ascii_case(challenge_header))
-            .map(|h| h.value().to_string())
-            .collect();
-        let Ok(challenge) = auth::pick_challenge(values.iter().map(String::as_str)) else {
+        let (Some(creds), Some(b_tsx)) = (&self.setup.b_credentials, &self.b_tsx) else {
             return false;
         };
-        if creds.realm.as_ref().is_some_and(|r| *r != challenge.realm) {
-            return false;
-        }
-        let Some(b_tsx) = &self.b_tsx else {
+        let Some(invite) = answer_challenge(creds, b_tsx.request(), resp, self.b_invite_cseq + 1)
+        else {
             return false;
         };
-        let uri = b_tsx.request().uri.to_string();
-        let value = auth::authorization(
-            &challenge,
-            &creds.username,
-            &creds.password,
-            "INVITE",
-            &uri,
-            &ids::new_tag(),
-            1,
-        );
         self.b_invite_cseq += 1;
         self.b_auth_tried = true;
-        let invite = outbound::with_credentials(
-            b_tsx.request(),
-            answer_header,
-            value,
-            &ids::new_branch(),
-            self.b_invite_cseq,
-        );
         self.b_provisional = false;
         self.b_tsx = Some(ClientInviteTsx::new(
             invite,
@@ -263,14 +229,18 @@ impl Call {
                 // The API answered A earlier; now B is up too. A's media
                 // already points at the relay: nothing to tell A.
                 self.b_up = true;
+                self.answered = true;
                 self.ring_deadline = None;
+                if let Some((plan, _)) = codecs::plan_from_answer(&self.a_codecs, &resp.body) {
+                    self.out.push_back(CallOutput::Transcode(plan));
+                }
                 self.learn_media(Leg::B, &resp.body);
                 if self.phase == Phase::Confirmed {
                     self.out.push_back(CallOutput::Event(CallEvent::Bridged));
                 }
                 return;
             }
-            Phase::Held | Phase::Ended => {
+            Phase::Originating | Phase::Held | Phase::Ended => {
                 // Answer after we gave up (CANCEL crossed the 200, TTL, …).
                 if !self.hangup_sent {
                     self.hangup_sent = true;
@@ -355,4 +325,46 @@ impl Call {
             tsx,
         });
     }
+}
+
+/// `invite` again with credentials for the digest challenge in `resp` (a
+/// 401 or 407), as CSeq `cseq` on a new branch; `None` when the challenge
+/// is unusable or for another realm than the credentials'.
+pub(super) fn answer_challenge(
+    creds: &TrunkCredentials,
+    invite: &Request,
+    resp: &Response,
+    cseq: u32,
+) -> Option<Request> {
+    let (challenge_header, answer_header) = match resp.status_code.code() {
+        401 => ("WWW-Authenticate", "Authorization"),
+        _ => ("Proxy-Authenticate", "Proxy-Authorization"),
+    };
+    let values: Vec<String> = resp
+        .headers
+        .iter()
+        .filter(|h| h.name().eq_ignore_ascii_case(challenge_header))
+        .map(|h| h.value().to_string())
+        .collect();
+    let challenge = auth::pick_challenge(values.iter().map(String::as_str)).ok()?;
+    if creds.realm.as_ref().is_some_and(|r| *r != challenge.realm) {
+        return None;
+    }
+    let uri = invite.uri.to_string();
+    let value = auth::authorization(
+        &challenge,
+        &creds.username,
+        &creds.password,
+        "INVITE",
+        &uri,
+        &ids::new_tag(),
+        1,
+    );
+    Some(outbound::with_credentials(
+        invite,
+        answer_header,
+        value,
+        &ids::new_branch(),
+        cseq,
+    ))
 }

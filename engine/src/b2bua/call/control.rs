@@ -3,6 +3,7 @@
 //!
 //! | state | answer | hangup | disconnect |
 //! |---|---|---|---|
+//! | `originating` (first party ringing) | invalid | CANCEL to it | hang up |
 //! | `held` (control mode, ringing) | Maskline answers (200 + relay SDP), done at the caller's ACK | final response with the cause's status and `Reason` | dial the other party (default routing) |
 //! | `answered` (by the API, no B leg) | done | BYE with `Reason` | dial the other party; bridged when it answers |
 //! | `bridging` (B leg ringing) | invalid | final response (or BYE if answered by the API) + CANCEL to B | hang up (`NORMAL_CLEARING`) |
@@ -18,6 +19,7 @@ impl Call {
     /// `answered`, `bridged`, `ended`).
     pub fn state_name(&self) -> &'static str {
         match self.phase {
+            Phase::Originating => "originating",
             Phase::Held => "held",
             Phase::Calling => "bridging",
             Phase::Answered | Phase::Confirmed if self.b_up || self.b_tsx.is_none() => {
@@ -36,7 +38,7 @@ impl Call {
     pub fn answer(&mut self, now: Instant) -> AnswerOutcome {
         let outcome = match self.phase {
             Phase::Held => {
-                let offer = self.a_tsx.request().body.clone();
+                let offer = self.a_invite_body();
                 let Some(body) = self.sdp_for(Leg::A, &offer) else {
                     return AnswerOutcome::Invalid("unusable SDP");
                 };
@@ -48,6 +50,7 @@ impl Call {
             Phase::Answered => AnswerOutcome::Pending,
             Phase::Confirmed => AnswerOutcome::Done,
             Phase::Calling => AnswerOutcome::Invalid("bridging"),
+            Phase::Originating => AnswerOutcome::Invalid("originating"),
             Phase::Ended => AnswerOutcome::Invalid("ended"),
         };
         self.pump(now);

@@ -29,7 +29,10 @@ mod b_leg;
 mod codecs;
 mod control;
 mod mid_call;
+mod originate;
 pub mod session_timer;
+
+pub use self::originate::FirstLeg;
 
 use self::mid_call::{send_all, RelayedInvite, RelayedNonInvite};
 use super::outbound::{self, LocalIdentity, OutboundInvite, ALLOW};
@@ -154,6 +157,8 @@ pub enum CallOutput {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
+    /// Originated call: dialling the first party, nobody answered yet.
+    Originating,
     /// Control mode: A hears ringing, no B leg yet, waiting for a command.
     Held,
     /// A not answered yet, B leg being set up.
@@ -180,8 +185,10 @@ pub struct Call {
     setup: CallSetup,
     phase: Phase,
     out: VecDeque<CallOutput>,
-    // A leg (we are UAS).
-    a_tsx: ServerInviteTsx,
+    // A leg: we are UAS of the caller's INVITE (inbound calls) or UAC of
+    // our own INVITE to the first party (originated calls).
+    a_tsx: Option<ServerInviteTsx>,
+    a_out: Option<originate::OutLeg>,
     a_dest: Endpoint,
     /// Where A's INVITE came from: in-dialog requests to A go there
     /// (symmetric signalling works through NAT and with trunks alike).
@@ -271,32 +278,60 @@ impl Call {
             return Err(CallError::NoCommonCodec);
         }
         let offer = codecs::offer_for_b(&offer, &a_codecs);
-        let b_call_id = ids::new_call_id(&outbound::uri_host(setup.local.public_ip));
         let max_forwards = invite
             .header_value("Max-Forwards")
             .and_then(|v| v.parse::<u8>().ok())
             .map(|mf| mf.saturating_sub(1).min(70))
             .unwrap_or(70);
-        let b_from_tag = ids::new_tag();
         let session_timer = session_timer::SessionTimer::from_request(&invite);
         let mut a_tsx =
             ServerInviteTsx::new(invite, src.transport.reliability(), setup.timers, now);
         let trying = message::response(a_tsx.request(), 100, None, &[], None);
         let _ = a_tsx.respond(trying, now);
         let control_deadline = setup.control_timeout.map(|t| now + t);
-        let mut call = Call {
+        let mut call = Call::blank(setup, a_dest, src, b_sdp_id);
+        call.control_deadline = control_deadline;
+        call.a_codecs = a_codecs;
+        call.session_timer = session_timer;
+        call.a_tsx = Some(a_tsx);
+        call.b_max_forwards = max_forwards;
+        call.last_b_sdp = Some(offer);
+        call.on_hold[Leg::A as usize] = a_media.direction != crate::sdp::Direction::SendRecv;
+        call.out.push_back(CallOutput::Media(Leg::A, a_media));
+        call.out.push_back(CallOutput::Codecs(
+            Leg::A,
+            crate::media::codec::payload_map(&call.a_invite_body()),
+        ));
+        if call.control_deadline.is_some() {
+            // Control mode: the caller hears ringback while the platform
+            // decides.
+            let contact = outbound::contact(&call.setup.local, &call.setup.masked);
+            call.respond_a(180, &[("Contact", contact)], None, now);
+        } else {
+            call.start_b_leg(now)?;
+        }
+        call.pump(now);
+        Ok(call)
+    }
+
+    /// A call with no leg started: the common part of [`Call::new`] and
+    /// [`Call::originate`].
+    fn blank(setup: CallSetup, a_dest: Endpoint, a_src: Endpoint, b_sdp_id: u64) -> Call {
+        let b_call_id = ids::new_call_id(&outbound::uri_host(setup.local.public_ip));
+        Call {
             ring_deadline: None,
-            control_deadline,
+            control_deadline: None,
             b_up: false,
-            a_codecs,
+            a_codecs: Vec::new(),
             on_hold: [false; 2],
-            session_timer,
+            session_timer: None,
             session_deadline: None,
             phase: Phase::Held,
             out: VecDeque::new(),
-            a_tsx,
+            a_tsx: None,
+            a_out: None,
             a_dest,
-            a_src: src,
+            a_src,
             a_tag: ids::new_tag(),
             a_dialog: None,
             a_sdp_id: rand::random::<u32>().into(),
@@ -309,45 +344,22 @@ impl Call {
             b_provisional: false,
             b_cancel_pending: false,
             b_invite_cseq: 0,
-            b_from_tag,
-            b_max_forwards: max_forwards,
+            b_from_tag: ids::new_tag(),
+            b_max_forwards: 70,
             b_auth_tried: false,
             ringing: false,
             answered: false,
             hangup_sent: false,
             linger_deadline: None,
             last_a_sdp: None,
-            last_b_sdp: Some(offer),
+            last_b_sdp: None,
             client_nits: Vec::new(),
             server_nits: Vec::new(),
             reinvites: Vec::new(),
             relayed_invites: Vec::new(),
             relayed_nits: Vec::new(),
             setup,
-        };
-        call.on_hold[Leg::A as usize] = a_media.direction != crate::sdp::Direction::SendRecv;
-        call.out.push_back(CallOutput::Media(Leg::A, a_media));
-        call.out.push_back(CallOutput::Codecs(
-            Leg::A,
-            crate::media::codec::payload_map(&call.a_tsx.request().body),
-        ));
-        if call.control_deadline.is_some() {
-            // Control mode: the caller hears ringback while the platform
-            // decides.
-            let contact = outbound::contact(&call.setup.local, &call.setup.masked);
-            let ringing = message::response(
-                call.a_tsx.request(),
-                180,
-                Some(&call.a_tag),
-                &[("Contact", contact)],
-                None,
-            );
-            let _ = call.a_tsx.respond(ringing, now);
-        } else {
-            call.start_b_leg(now)?;
         }
-        call.pump(now);
-        Ok(call)
     }
 
     /// Whether media is expected both ways: the call is bridged and no leg
@@ -370,7 +382,8 @@ impl Call {
     pub fn poll_timeout(&self) -> Option<Instant> {
         let mut t = [
             self.session_deadline,
-            self.a_tsx.poll_timeout(),
+            self.a_tsx.as_ref().and_then(|t| t.poll_timeout()),
+            self.a_out.as_ref().and_then(|o| o.tsx.poll_timeout()),
             self.b_tsx.as_ref().and_then(|t| t.poll_timeout()),
             self.control_deadline,
             self.ring_deadline,
@@ -402,7 +415,8 @@ impl Call {
     pub fn is_finished(&self) -> bool {
         self.phase == Phase::Ended
             && (self.linger_deadline.is_none()
-                || (self.a_tsx.is_terminated()
+                || (self.a_tsx.as_ref().is_none_or(|t| t.is_terminated())
+                    && self.a_out.as_ref().is_none_or(|o| o.tsx.is_terminated())
                     && self.b_tsx.as_ref().is_none_or(|t| t.is_terminated())
                     && self.client_nits.is_empty()
                     && self.server_nits.is_empty()
@@ -452,13 +466,21 @@ impl Call {
         }
         if self.ring_deadline.is_some_and(|d| now >= d) {
             self.ring_deadline = None;
-            if self.b_calling() {
+            if self.phase == Phase::Originating {
+                self.cancel_a(now);
+                self.ended(cause_named("NO_ANSWER"), Some(480), HangupBy::System, now);
+            } else if self.b_calling() {
                 let cause = cause_named("NO_ANSWER");
                 self.b_failed(480, cause, HangupBy::System, now);
                 self.cancel_b(now);
             }
         }
-        self.a_tsx.handle_timeout(now);
+        if let Some(t) = &mut self.a_tsx {
+            t.handle_timeout(now);
+        }
+        if let Some(o) = &mut self.a_out {
+            o.tsx.handle_timeout(now);
+        }
         if let Some(t) = &mut self.b_tsx {
             t.handle_timeout(now);
         }
@@ -495,6 +517,15 @@ impl Call {
     pub fn hangup(&mut self, cause: Cause, by: HangupBy, now: Instant) -> bool {
         let live = match self.phase {
             Phase::Ended => false,
+            Phase::Originating => {
+                let status = match q850::sip_status_for(cause) {
+                    s if s >= 400 => s,
+                    _ => 487,
+                };
+                self.cancel_a(now);
+                self.ended(cause, Some(status), by, now);
+                true
+            }
             Phase::Held | Phase::Calling => {
                 let status = match q850::sip_status_for(cause) {
                     s if s >= 400 => s,
@@ -520,15 +551,12 @@ impl Call {
     fn on_request(&mut self, leg: Leg, req: Request, src: Endpoint, now: Instant) {
         let branch = message::top_via_branch(&req);
         match (leg, req.method) {
-            (Leg::A, Method::Invite)
-                if branch.as_deref() == Some(self.a_tsx.key().branch.as_str()) =>
+            (Leg::A, Method::Invite | Method::Ack)
+                if self.is_a_invite_branch(branch.as_deref()) =>
             {
-                self.a_tsx.on_request(req, now)
-            }
-            (Leg::A, Method::Ack)
-                if branch.as_deref() == Some(self.a_tsx.key().branch.as_str()) =>
-            {
-                self.a_tsx.on_request(req, now)
+                if let Some(t) = &mut self.a_tsx {
+                    t.on_request(req, now)
+                }
             }
             (_, Method::Ack) => self.on_ack(leg, &req, now),
             (Leg::A, Method::Cancel) => self.on_cancel(req, src, now),
@@ -565,7 +593,9 @@ impl Call {
             return;
         }
         if leg == Leg::A && self.phase == Phase::Answered {
-            self.a_tsx.ack_received(now);
+            if let Some(t) = &mut self.a_tsx {
+                t.ack_received(now);
+            }
             self.phase = Phase::Confirmed;
             let ev = if self.b_up {
                 CallEvent::Bridged
@@ -579,8 +609,7 @@ impl Call {
 
     fn on_cancel(&mut self, req: Request, src: Endpoint, now: Instant) {
         // A CANCEL matches the INVITE by branch (RFC 3261 §9.2).
-        let matches =
-            message::top_via_branch(&req).as_deref() == Some(self.a_tsx.key().branch.as_str());
+        let matches = self.is_a_invite_branch(message::top_via_branch(&req).as_deref());
         if !matches {
             self.answer_non_invite(Leg::A, req, src, 481, now);
             return;
@@ -657,6 +686,10 @@ impl Call {
             return;
         };
         let branch = message::top_via_branch(&resp);
+        if leg == Leg::A && method == Method::Invite && self.on_a_out_response(&branch, &resp, now)
+        {
+            return;
+        }
         if leg == Leg::B && method == Method::Invite {
             if let Some(t) = self
                 .b_tsx
@@ -682,13 +715,26 @@ impl Call {
     /// Drain every transaction's transmits and events until quiet.
     fn pump(&mut self, now: Instant) {
         loop {
-            send_all(&mut self.out, self.a_dest, || self.a_tsx.poll_transmit());
+            if let Some(t) = &mut self.a_tsx {
+                send_all(&mut self.out, self.a_dest, || t.poll_transmit());
+            }
+            if let Some(o) = &mut self.a_out {
+                send_all(&mut self.out, self.a_dest, || o.tsx.poll_transmit());
+            }
             if let Some(t) = &mut self.b_tsx {
                 send_all(&mut self.out, self.setup.b_dest, || t.poll_transmit());
             }
             let mut a_events = Vec::new();
-            while let Some(ev) = self.a_tsx.poll_event() {
-                a_events.push(ev);
+            if let Some(t) = &mut self.a_tsx {
+                while let Some(ev) = t.poll_event() {
+                    a_events.push(ev);
+                }
+            }
+            let mut a_out_events = Vec::new();
+            if let Some(o) = &mut self.a_out {
+                while let Some(ev) = o.tsx.poll_event() {
+                    a_out_events.push(ev);
+                }
             }
             let mut b_events = Vec::new();
             if let Some(t) = &mut self.b_tsx {
@@ -711,11 +757,14 @@ impl Call {
             self.client_nits.retain(|n| !n.tsx.is_terminated());
             self.server_nits.retain(|n| !n.tsx.is_terminated());
             self.reinvites.retain(|(_, _, _, r)| !r.is_terminated());
-            if a_events.is_empty() && b_events.is_empty() {
+            if a_events.is_empty() && a_out_events.is_empty() && b_events.is_empty() {
                 break;
             }
             for ev in a_events {
                 self.on_a_tsx_event(ev, now);
+            }
+            for ev in a_out_events {
+                self.on_a_out_event(ev, now);
             }
             for ev in b_events {
                 self.on_b_tsx_event(ev, now);
@@ -748,27 +797,45 @@ impl Call {
             extra.extend(t.response_headers());
             self.session_deadline = Some(t.deadline(now));
         }
-        let ok = message::response(
-            self.a_tsx.request(),
-            200,
-            Some(&self.a_tag),
-            &extra,
-            Some(("application/sdp", body)),
-        );
-        let _ = self.a_tsx.respond(ok, now);
-        self.a_dialog = Dialog::uas_from_request(self.a_tsx.request(), &self.a_tag).ok();
+        self.respond_a(200, &extra, Some(("application/sdp", body)), now);
+        self.a_dialog = self
+            .a_tsx
+            .as_ref()
+            .and_then(|t| Dialog::uas_from_request(t.request(), &self.a_tag).ok());
         self.phase = Phase::Answered;
     }
 
     fn fail_a(&mut self, status: u16, cause: Cause, now: Instant) {
-        let resp = message::response(
-            self.a_tsx.request(),
-            status,
-            Some(&self.a_tag),
-            &[("Reason", q850::reason_header(cause))],
-            None,
-        );
-        let _ = self.a_tsx.respond(resp, now);
+        self.respond_a(status, &[("Reason", q850::reason_header(cause))], None, now);
+    }
+
+    /// Respond to the caller's INVITE (inbound calls; a no-op on an
+    /// originated call, whose A leg is our own INVITE).
+    fn respond_a(
+        &mut self,
+        status: u16,
+        extra: &[(&str, String)],
+        body: Option<(&str, Vec<u8>)>,
+        now: Instant,
+    ) {
+        let Some(t) = &mut self.a_tsx else { return };
+        let resp = message::response(t.request(), status, Some(&self.a_tag), extra, body);
+        let _ = t.respond(resp, now);
+    }
+
+    /// The caller's INVITE body (empty on an originated call).
+    fn a_invite_body(&self) -> Vec<u8> {
+        self.a_tsx
+            .as_ref()
+            .map(|t| t.request().body.clone())
+            .unwrap_or_default()
+    }
+
+    /// Whether `branch` is the caller's INVITE transaction's.
+    fn is_a_invite_branch(&self, branch: Option<&str>) -> bool {
+        self.a_tsx
+            .as_ref()
+            .is_some_and(|t| Some(t.key().branch.as_str()) == branch)
     }
 
     fn bye(&mut self, leg: Leg, cause: Option<Cause>, now: Instant) {

@@ -1,6 +1,8 @@
 //! Whole-call scenarios on the sans-IO [`Call`] with a fake clock: the A and
 //! B peers are scripted messages, outputs are inspected as wire bytes.
 
+mod originate;
+
 use std::time::{Duration, Instant};
 
 use rsipstack::sip::SipMessage;
