@@ -248,6 +248,31 @@ pub enum Command {
         /// Engine call id.
         call_id: String,
     },
+    /// Originate a call for a session: ring `first` with the masked number
+    /// as caller ID; when it answers, ring `second` and bridge them. Replies
+    /// once the first INVITE is under way; progress arrives as events
+    /// (`CallInitiated` with direction outbound, ringing, answered when the
+    /// first party picks up, bridged, hangup).
+    Originate(OriginateRequest),
+}
+
+/// What [`Command::Originate`] needs: the session's route, in the order the
+/// parties are dialled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OriginateRequest {
+    /// Call id to use (chosen by the caller, `cal_…`), so the call can be
+    /// recorded before the engine starts it.
+    pub call_id: String,
+    /// Session the call belongs to.
+    pub session_id: String,
+    /// The masked number shown to both parties.
+    pub masked: String,
+    /// Real number dialled first.
+    pub first: String,
+    /// Real number dialled once the first party answers.
+    pub second: String,
+    /// Record the call once bridged.
+    pub record: bool,
 }
 
 /// Result of a [`Command`].
@@ -268,6 +293,15 @@ pub enum CommandError {
     /// The engine is shutting down or gone.
     #[error("engine stopped")]
     Stopped,
+    /// The session already has a live call (one call per session).
+    #[error("session {0} already has a live call")]
+    SessionBusy(String),
+    /// Neither a registered contact nor a trunk reaches the number.
+    #[error("no route to the number")]
+    NoRoute,
+    /// No RTP ports left, or the engine is draining.
+    #[error("no capacity for a new call")]
+    Congestion,
     /// The command does not apply to the call in its current state (for
     /// example `answer` on a call that is being bridged to the other party).
     #[error("call {call_id} is {state}: the command does not apply")]

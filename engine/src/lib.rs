@@ -38,6 +38,6 @@ pub mod trunks;
 pub use driver::engine::{Engine, StartError, Started};
 pub use handle::{
     Command, CommandError, CommandReply, Direction, EngineEvent, EngineHandle, HangupBy,
-    MediaStats, RegistrationEvent,
+    MediaStats, OriginateRequest, RegistrationEvent,
 };
 pub use routing::{Route, RouteDecision, RouteTable};

@@ -10,7 +10,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::shared::{ActorInput, Shared};
 use crate::b2bua::call::AnswerOutcome;
-use crate::b2bua::{Call, CallEvent, CallOutput, CallSetup, Leg};
+use crate::b2bua::{Call, CallEvent, CallOutput, CallSetup, FirstLeg, Leg};
 use crate::handle::{CommandError, CommandReply, Direction, EngineEvent, HangupBy};
 use crate::media::codec::Codec;
 use crate::media::ports::PortPair;
@@ -29,15 +29,25 @@ pub(crate) struct NewCall {
     pub masked: String,
     pub caller: String,
     pub callee: String,
-    pub invite: Request,
-    pub src: Endpoint,
-    pub a_sip_call_id: String,
+    pub start: Start,
     pub b_dest: Endpoint,
     pub b_request_uri: Option<String>,
     pub b_credentials: Option<crate::b2bua::TrunkCredentials>,
     pub b_alternatives: Vec<crate::trunks::TrunkTarget>,
     pub a_ports: PortPair,
     pub b_ports: PortPair,
+}
+
+/// How the call starts.
+pub(crate) enum Start {
+    /// An admitted INVITE from the caller.
+    Inbound {
+        invite: Request,
+        src: Endpoint,
+        a_sip_call_id: String,
+    },
+    /// An originated call: Maskline dials this party first.
+    Originate(FirstLeg),
 }
 
 pub(crate) async fn run(shared: Arc<Shared>, mut inbox: mpsc::Receiver<ActorInput>, new: NewCall) {
@@ -49,9 +59,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut inbox: mpsc::Receiver<ActorInpu
         masked,
         caller,
         callee,
-        invite,
-        src,
-        a_sip_call_id,
+        start,
         b_dest,
         b_request_uri,
         b_credentials,
@@ -59,10 +67,9 @@ pub(crate) async fn run(shared: Arc<Shared>, mut inbox: mpsc::Receiver<ActorInpu
         a_ports,
         b_ports,
     } = new;
-    let cleanup = |shared: &Shared, b_call_id: Option<&str>| {
-        shared.by_sip_call_id.remove(&a_sip_call_id);
-        if let Some(b) = b_call_id {
-            shared.by_sip_call_id.remove(b);
+    let cleanup = |shared: &Shared, sip_call_ids: &[&str]| {
+        for id in sip_call_ids {
+            shared.by_sip_call_id.remove(*id);
         }
         shared.by_engine_id.remove(&engine_id);
         shared
@@ -83,46 +90,65 @@ pub(crate) async fn run(shared: Arc<Shared>, mut inbox: mpsc::Receiver<ActorInpu
         ring_timeout: shared.settings.ring_timeout,
         control_timeout: control.then_some(shared.settings.control_timeout),
     };
+    let direction = match start {
+        Start::Inbound { .. } => Direction::Inbound,
+        Start::Originate(_) => Direction::Outbound,
+    };
+    let initiated = EngineEvent::CallInitiated {
+        call_id: engine_id.clone(),
+        session_id: session_id.clone(),
+        direction,
+        caller,
+        callee,
+        at: SystemTime::now(),
+    };
     let mut relay: Option<RelayHandle> =
         match relay::spawn(shared.settings.rtp_ip, a_ports, b_ports).await {
             Ok(r) => Some(r),
             Err(e) => {
                 tracing::warn!(call_id = %engine_id, error = %e, "cannot bind RTP ports");
+                refuse(&shared, &start, initiated, 503, "SWITCH_CONGESTION").await;
+                cleanup(&shared, &[start_call_id(&start)]);
                 shared
-                    .refuse(&invite, src, 503, Some("SWITCH_CONGESTION"))
-                    .await;
-                cleanup(&shared, None);
+                    .by_session
+                    .remove_if(&session_id, |_, c| c.engine_id == engine_id);
                 return;
             }
         };
-    let mut call = match Call::new(setup, invite.clone(), src, Instant::now()) {
+    let created = match &start {
+        Start::Inbound { invite, src, .. } => {
+            Call::new(setup, invite.clone(), *src, Instant::now())
+        }
+        Start::Originate(first) => Call::originate(setup, first.clone(), Instant::now()),
+    };
+    let mut call = match created {
         Ok(c) => c,
         Err(e) => {
             tracing::info!(call_id = %engine_id, error = %e, "cannot set up call");
+            refuse(&shared, &start, initiated, 488, "BEARERCAPABILITY_NOTAVAIL").await;
+            cleanup(&shared, &[start_call_id(&start)]);
             shared
-                .refuse(&invite, src, 488, Some("BEARERCAPABILITY_NOTAVAIL"))
-                .await;
-            cleanup(&shared, None);
+                .by_session
+                .remove_if(&session_id, |_, c| c.engine_id == engine_id);
             return;
         }
     };
     let b_call_id = call.b_call_id().to_string();
+    let a_call_id = match &start {
+        Start::Inbound { a_sip_call_id, .. } => a_sip_call_id.clone(),
+        Start::Originate(_) => call.a_call_id().unwrap_or_default().to_string(),
+    };
     if let Some(entry) = shared.by_engine_id.get(&engine_id).map(|c| c.clone()) {
+        if direction == Direction::Outbound {
+            shared
+                .by_sip_call_id
+                .insert(a_call_id.clone(), (Leg::A, entry.clone()));
+        }
         shared
             .by_sip_call_id
             .insert(b_call_id.clone(), (Leg::B, entry));
     }
-    emit(
-        &shared,
-        EngineEvent::CallInitiated {
-            call_id: engine_id.clone(),
-            session_id: session_id.clone(),
-            direction: Direction::Inbound,
-            caller,
-            callee,
-            at: SystemTime::now(),
-        },
-    );
+    emit(&shared, initiated.clone());
     let check_every = (shared.settings.media_timeout / 4)
         .clamp(Duration::from_millis(250), Duration::from_secs(5));
     let mut media_check =
@@ -283,7 +309,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut inbox: mpsc::Receiver<ActorInpu
             }
         }
     }
-    cleanup(&shared, Some(&b_call_id));
+    cleanup(&shared, &[&a_call_id, &b_call_id]);
     tracing::debug!(call_id = %engine_id, "call finished");
 }
 
@@ -345,6 +371,52 @@ fn to_engine_event(
                 media,
             }
         }
+    }
+}
+
+/// A call that cannot start: the caller gets a final response; an
+/// originated call (nobody to answer) gets its initiated and hangup events.
+async fn refuse(
+    shared: &Shared,
+    start: &Start,
+    initiated: EngineEvent,
+    status: u16,
+    cause: &'static str,
+) {
+    match start {
+        Start::Inbound { invite, src, .. } => {
+            shared.refuse(invite, *src, status, Some(cause)).await
+        }
+        Start::Originate(_) => {
+            let (call_id, session_id) = (
+                initiated.call_id().to_string(),
+                initiated.session_id().to_string(),
+            );
+            emit(shared, initiated);
+            emit(shared, refusal_event(&call_id, &session_id, status, cause));
+        }
+    }
+}
+
+/// The SIP Call-ID indexed before the actor started (the caller's).
+fn start_call_id(start: &Start) -> &str {
+    match start {
+        Start::Inbound { a_sip_call_id, .. } => a_sip_call_id,
+        Start::Originate(_) => "",
+    }
+}
+
+/// The hangup of an originated call that could not start.
+fn refusal_event(call_id: &str, session_id: &str, status: u16, cause: &str) -> EngineEvent {
+    EngineEvent::CallHangup {
+        call_id: call_id.to_string(),
+        session_id: session_id.to_string(),
+        cause: cause.to_string(),
+        sip_status: Some(status),
+        hangup_by: HangupBy::System,
+        answered: false,
+        at: SystemTime::now(),
+        media: Default::default(),
     }
 }
 

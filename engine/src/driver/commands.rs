@@ -18,7 +18,7 @@ pub(crate) async fn command_loop(shared: Arc<Shared>, mut rx: mpsc::Receiver<Com
     }
 }
 
-async fn run(shared: &Shared, command: Command) -> Result<CommandReply, CommandError> {
+async fn run(shared: &Arc<Shared>, command: Command) -> Result<CommandReply, CommandError> {
     match command {
         Command::HangupSession {
             session_id,
@@ -73,6 +73,7 @@ async fn run(shared: &Shared, command: Command) -> Result<CommandReply, CommandE
             })
             .await
         }
+        Command::Originate(req) => super::originate::start(shared, req),
         Command::Disconnect { call_id } => {
             let call = lookup(shared, &call_id)?;
             ask(&call, |reply| ActorInput::Disconnect { reply }).await

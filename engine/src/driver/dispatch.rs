@@ -11,7 +11,7 @@ use rsipstack::sip::prelude::*;
 use rsipstack::sip::{Method, Request, SipMessage};
 use tokio::sync::mpsc;
 
-use super::call_actor::{self, NewCall};
+use super::call_actor::{self, NewCall, Start};
 use super::shared::{CallRef, Shared, MAILBOX};
 use crate::b2bua::outbound::ALLOW;
 use crate::b2bua::Leg;
@@ -47,7 +47,7 @@ pub(crate) async fn handle_datagram(shared: &Arc<Shared>, data: &[u8], src: Endp
         Err(e) => {
             Metrics::inc(&shared.metrics.sip_malformed);
             tracing::debug!(%src, error = %e, "malformed SIP");
-            if let Some(reply) = message::bad_request_for(data, &e.to_string()) {
+            if let Some(reply) = message::error_response_for(data, &e) {
                 shared.send(src, &reply).await;
             }
             return;
@@ -256,25 +256,14 @@ async fn admit(shared: &Arc<Shared>, req: Request, src: Endpoint) {
     }
     // A registered callee is called at its contact (through the address its
     // REGISTER came from, which works behind NAT); anyone else via the trunk.
-    let binding = shared.registrar.lock().ok().and_then(|r| {
-        r.lookup(&callee, super::register::now_unix())
-            .into_iter()
-            .next()
-    });
-    let (b_dest, b_request_uri, b_credentials, b_alternatives) = match binding {
-        Some(b) => (b.source, Some(b.contact), None, Vec::new()),
-        None => {
-            let mut candidates = shared.trunks.candidates(&callee).into_iter();
-            let Some(first) = candidates.next() else {
-                return reject(shared, &req, src, 480, Some("NO_ROUTE_DESTINATION")).await;
-            };
-            (
-                first.endpoint,
-                None,
-                first.credentials,
-                candidates.collect(),
-            )
-        }
+    let Some(Destination {
+        dest: b_dest,
+        request_uri: b_request_uri,
+        credentials: b_credentials,
+        alternatives: b_alternatives,
+    }) = destination(shared, &callee)
+    else {
+        return reject(shared, &req, src, 480, Some("NO_ROUTE_DESTINATION")).await;
     };
     let (mailbox, inbox) = mpsc::channel(MAILBOX);
     let engine_id = ids::new_engine_call_id();
@@ -317,9 +306,11 @@ async fn admit(shared: &Arc<Shared>, req: Request, src: Endpoint) {
             masked: route.masked,
             caller,
             callee,
-            invite: req,
-            src,
-            a_sip_call_id: call_id,
+            start: Start::Inbound {
+                invite: req,
+                src,
+                a_sip_call_id: call_id,
+            },
             b_dest,
             b_request_uri,
             b_credentials,
@@ -328,4 +319,43 @@ async fn admit(shared: &Arc<Shared>, req: Request, src: Endpoint) {
             b_ports,
         },
     ));
+}
+
+/// Where a party's number is dialled.
+pub(crate) struct Destination {
+    /// Registered contact's source address, or the first trunk.
+    pub dest: Endpoint,
+    /// Request-URI of a registered contact.
+    pub request_uri: Option<String>,
+    /// The trunk's digest credentials.
+    pub credentials: Option<crate::b2bua::TrunkCredentials>,
+    /// Further trunks to fail over to.
+    pub alternatives: Vec<crate::trunks::TrunkTarget>,
+}
+
+/// A registered number is called at its contact (through the address its
+/// REGISTER came from, which works behind NAT); anyone else via the trunks
+/// matching the number. `None`: no way to reach it.
+pub(crate) fn destination(shared: &Shared, number: &str) -> Option<Destination> {
+    let binding = shared.registrar.lock().ok().and_then(|r| {
+        r.lookup(number, super::register::now_unix())
+            .into_iter()
+            .next()
+    });
+    if let Some(b) = binding {
+        return Some(Destination {
+            dest: b.source,
+            request_uri: Some(b.contact),
+            credentials: None,
+            alternatives: Vec::new(),
+        });
+    }
+    let mut candidates = shared.trunks.candidates(number).into_iter();
+    let first = candidates.next()?;
+    Some(Destination {
+        dest: first.endpoint,
+        request_uri: None,
+        credentials: first.credentials,
+        alternatives: candidates.collect(),
+    })
 }

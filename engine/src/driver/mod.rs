@@ -7,6 +7,7 @@ mod dispatch;
 pub mod engine;
 mod keepalive;
 mod limiter;
+mod originate;
 mod register;
 mod shared;
 
