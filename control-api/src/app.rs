@@ -10,6 +10,7 @@ use crate::http;
 use crate::http::sse::SseLimiter;
 use crate::service::commands::CommandService;
 use crate::service::events::EventBus;
+use crate::service::originate::OriginateService;
 use crate::service::recordings::RecordingService;
 use crate::service::sessions::SessionService;
 use crate::store::Store;
@@ -32,6 +33,8 @@ pub struct AppState {
     pub rate_limit: crate::http::rate_limit::KeyLimiter,
     /// Recording files and pause/resume.
     pub recordings: RecordingService,
+    /// Originated calls, limits and the calls-per-second queue.
+    pub originate: OriginateService,
     /// The store.
     pub store: Store,
     /// Where SIP listens (bound).
@@ -54,7 +57,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/sessions/{id}", get(http::sessions::get))
         .route("/v1/sessions/{id}/complete", post(http::sessions::complete))
         .route("/v1/calls", get(http::listing::calls))
+        .route("/v1/calls/originate", post(http::originate::originate))
         .route("/v1/calls/{id}", get(http::calls::get))
+        .route("/v1/calls/{id}/cancel", post(http::originate::cancel))
         .route(
             "/v1/calls/{id}/commands/answer",
             post(http::commands::answer),

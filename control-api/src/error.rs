@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 
 use crate::service::commands::SubmitError;
+use crate::service::originate::OriginateError;
 use crate::service::sessions::SessionError;
 use crate::store::StoreError;
 
@@ -27,6 +28,21 @@ pub enum ApiError {
     /// 409 `number_pool_exhausted`.
     #[error("no free masked number in the tenant's pool; complete a session or add numbers")]
     NumberPoolExhausted,
+    /// 409 `concurrent_call_not_allowed` with `active_call_ids` and
+    /// `max_concurrent`: the tenant is at its concurrent-call cap.
+    #[error("the tenant is at its cap of {max_concurrent} concurrent calls")]
+    ConcurrentCallNotAllowed {
+        /// The tenant's live calls.
+        active_call_ids: Vec<String>,
+        /// The cap (`max_concurrent_calls`).
+        max_concurrent: i64,
+    },
+    /// 409 `session_busy`: the session already has a live call.
+    #[error("the session already has a live call ({0})")]
+    SessionBusy(String),
+    /// 409 `session_completed`: the session is over.
+    #[error("the session is completed")]
+    SessionCompleted,
     /// 409 `call_ended`: a command for a call that is over.
     #[error("the call has already ended")]
     CallEnded,
@@ -103,6 +119,9 @@ impl ApiError {
             | ApiError::IdempotencyInProgress { .. }
             | ApiError::IdempotencyStateUnknown => StatusCode::CONFLICT,
             ApiError::NumberPoolExhausted
+            | ApiError::ConcurrentCallNotAllowed { .. }
+            | ApiError::SessionBusy(_)
+            | ApiError::SessionCompleted
             | ApiError::CallEnded
             | ApiError::NotRecording
             | ApiError::CommandUidConflict(_) => StatusCode::CONFLICT,
@@ -125,6 +144,9 @@ impl ApiError {
             ApiError::IdempotencyInProgress { .. } => "idempotency_in_progress",
             ApiError::IdempotencyStateUnknown => "idempotency_state_unknown",
             ApiError::NumberPoolExhausted => "number_pool_exhausted",
+            ApiError::ConcurrentCallNotAllowed { .. } => "concurrent_call_not_allowed",
+            ApiError::SessionBusy(_) => "session_busy",
+            ApiError::SessionCompleted => "session_completed",
             ApiError::CallEnded => "call_ended",
             ApiError::NotRecording => "not_recording",
             ApiError::CommandUidConflict(_) => "command_uid_conflict",
@@ -151,6 +173,17 @@ impl ApiError {
                 obj.insert("message".into(), serde_json::Value::String(msg));
             }
             obj.insert("fields".into(), serde_json::json!(fields));
+        }
+        if let (
+            ApiError::ConcurrentCallNotAllowed {
+                active_call_ids,
+                max_concurrent,
+            },
+            Some(obj),
+        ) = (self, body.as_object_mut())
+        {
+            obj.insert("active_call_ids".into(), serde_json::json!(active_call_ids));
+            obj.insert("max_concurrent".into(), serde_json::json!(max_concurrent));
         }
         if let (ApiError::IdempotencyInProgress { retry_after_secs }, Some(obj)) =
             (self, body.as_object_mut())
@@ -201,6 +234,25 @@ impl From<SubmitError> for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         ApiError::Internal(e.to_string())
+    }
+}
+
+impl From<OriginateError> for ApiError {
+    fn from(e: OriginateError) -> Self {
+        match e {
+            OriginateError::NotFound("call") => ApiError::NotFound("no such call"),
+            OriginateError::NotFound(_) => ApiError::NotFound("no such session"),
+            OriginateError::SessionCompleted => ApiError::SessionCompleted,
+            OriginateError::SessionBusy(call) => ApiError::SessionBusy(call),
+            OriginateError::ConcurrencyCap {
+                active_call_ids,
+                max_concurrent,
+            } => ApiError::ConcurrentCallNotAllowed {
+                active_call_ids,
+                max_concurrent,
+            },
+            OriginateError::Store(e) => e.into(),
+        }
     }
 }
 

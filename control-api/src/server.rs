@@ -15,6 +15,7 @@ use crate::service::bootstrap::{self, BootstrapError, DevKey};
 use crate::service::commands::CommandService;
 use crate::service::engine_events;
 use crate::service::events::{EventBus, DEFAULT_CAPACITY};
+use crate::service::originate::OriginateService;
 use crate::service::recordings::RecordingService;
 use crate::service::recovery::{self, RecoveryReport};
 use crate::service::registrations;
@@ -141,6 +142,14 @@ pub async fn start(
         handled_tx,
     ));
     let expiry_task = tokio::spawn(ttl::run_expiry(sessions.clone(), expired));
+    let originate = OriginateService::new(sessions.clone(), engine.clone());
+    let requeued = originate.resume().await?;
+    if requeued > 0 {
+        tracing::info!(
+            calls = requeued,
+            "queued originated calls put back in their queues"
+        );
+    }
     let worker = WebhookWorker::new(store.clone(), events.clone(), &config.webhooks)
         .map_err(|e| ServeError::WebhookClient(e.to_string()))?;
     let webhook_task = tokio::spawn(worker.run());
@@ -166,6 +175,7 @@ pub async fn start(
             config.http.rate_limit_per_sec,
             config.http.rate_limit_burst,
         ),
+        originate,
         recordings: RecordingService::new(
             store.clone(),
             engine.clone(),

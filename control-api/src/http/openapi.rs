@@ -13,6 +13,34 @@ use axum::Json;
 use serde_json::{json, Map, Value};
 
 use crate::http::listing::{CALL_STATES, DEFAULT_LIMIT, MAX_LIMIT, SESSION_STATES};
+use crate::service::events::EVENT_TYPES;
+
+/// Every `error` code a response can carry: the codes of
+/// [`crate::error::ApiError`] and the recording download's
+/// `range_not_satisfiable`. The `Error` schema's enum; unit tests keep it
+/// equal to the enum's codes and to the README's table.
+pub const ERROR_CODES: [&str; 20] = [
+    "unauthenticated",
+    "not_found",
+    "method_not_allowed",
+    "idempotency_key_invalid",
+    "idempotency_conflict",
+    "idempotency_in_progress",
+    "idempotency_state_unknown",
+    "number_pool_exhausted",
+    "concurrent_call_not_allowed",
+    "session_busy",
+    "session_completed",
+    "call_ended",
+    "not_recording",
+    "command_uid_conflict",
+    "range_not_satisfiable",
+    "too_many_sse_streams",
+    "rate_limited",
+    "payload_too_large",
+    "validation_failed",
+    "internal",
+];
 
 /// `GET /openapi.json`.
 pub async fn spec() -> Json<Value> {
@@ -75,6 +103,10 @@ fn responses(pairs: &[(&str, Value)]) -> Value {
         "401".into(),
         err("unauthenticated: missing or unknown X-API-Key"),
     );
+    m.insert(
+        "429".into(),
+        err("rate_limited: over the API key's request rate (see Retry-After)"),
+    );
     Value::Object(m)
 }
 
@@ -124,7 +156,16 @@ fn listing_params(states: &[&str], with_session: bool) -> Vec<Value> {
 }
 
 fn command_op(name: &str, what: &str) -> Value {
-    with_body(
+    let mut props = json!({
+        "command_uid": { "type": "string", "minLength": 1, "maxLength": 128, "pattern": "^[a-zA-Z0-9._-]+$",
+                         "description": "Retry-safe id: the same uid again returns the same operation." }
+    });
+    if name == "hangup" {
+        props["cause"] = json!({ "type": "string", "minLength": 1, "maxLength": 64, "pattern": "^[A-Z_]+$",
+            "description": "Q.850 cause name (default NORMAL_CLEARING); an unknown name is a 422.",
+            "examples": ["NORMAL_CLEARING", "USER_BUSY", "CALL_REJECTED"] });
+    }
+    let mut operation = with_body(
         op(
             what,
             "Call control",
@@ -133,25 +174,28 @@ fn command_op(name: &str, what: &str) -> Value {
                 ("202", ok("command accepted", schema_ref("CommandAccepted"))),
                 ("404", err("not_found")),
                 ("409", err("call_ended or command_uid_conflict")),
+                ("413", err("payload_too_large")),
                 (
                     "422",
                     ok("validation_failed", schema_ref("ValidationError")),
                 ),
             ]),
         ),
-        json!({ "type": "object", "additionalProperties": false, "properties": {
-            "command_uid": { "type": "string", "maxLength": 128, "pattern": "^[a-zA-Z0-9._-]+$" },
-            "cause": { "type": "string", "maxLength": 64, "pattern": "^[A-Z_]+$",
-                       "description": if name == "hangup" { "Q.850 cause name (default NORMAL_CLEARING)." } else { "hangup only" } }
-        } }),
-    )
+        json!({ "type": "object", "additionalProperties": false, "properties": props }),
+    );
+    // Every field is optional: an empty body is `{}`.
+    operation["requestBody"]["required"] = json!(false);
+    operation
 }
 
 fn paths() -> Value {
+    let party = json!({ "type": "string", "pattern": "^\\+?[0-9]{6,15}$", "examples": ["+14155550101"],
+        "description": "E.164 number (`tel:`/`sip:` forms and the separators `-. ()` are accepted too); \
+                        party_b must differ from party_a" });
     let session_create = json!({ "type": "object", "additionalProperties": false,
         "required": ["party_a", "party_b"], "properties": {
-            "party_a": { "type": "string", "description": "E.164 number" },
-            "party_b": { "type": "string", "description": "E.164 number" },
+            "party_a": party.clone(),
+            "party_b": party,
             "ttl_minutes": { "type": ["integer", "null"], "minimum": 1 },
             "record": { "type": ["boolean", "null"] },
             "metadata": { "type": ["object", "null"] },
@@ -159,8 +203,9 @@ fn paths() -> Value {
         } });
     let recording = json!({ "type": "object", "required": ["recording"],
         "properties": { "recording": { "type": "string", "enum": ["paused", "recording"] } } });
-    let sse = json!({ "description": "text/event-stream of events",
-        "content": { "text/event-stream": { "schema": { "type": "string" } } } });
+    let sse = json!({ "description": "text/event-stream: one message per event (`id:`, `event:`, `data:` \
+                       with the Event envelope as JSON); a final `event: error` when the stream is cut off",
+        "content": { "text/event-stream": { "schema": schema_ref("SseMessage") } } });
     let sse_params = |call: bool| {
         let mut p = vec![
             json!({ "name": "Last-Event-ID", "in": "header", "required": false,
@@ -223,6 +268,24 @@ fn paths() -> Value {
                                     "next_cursor": { "type": ["string", "null"] } } }))),
                 ("422", ok("validation_failed", schema_ref("ValidationError"))),
             ])) },
+        "/v1/calls/originate": { "post": with_body(op("Originate a call: ring from_party first (masked caller ID), then the other party, and bridge",
+                "Calls", vec![idempotency_header()],
+                responses(&[
+                    ("201", ok("dialling (or replayed)", schema_ref("Call"))),
+                    ("202", ok("queued by the tenant's calls_per_second (state `queued`, `position`)", schema_ref("Call"))),
+                    ("400", err("idempotency_key_invalid")),
+                    ("404", err("not_found (no such session)")),
+                    ("409", err("concurrent_call_not_allowed (with active_call_ids, max_concurrent), session_busy, \
+                                 session_completed, idempotency_conflict, idempotency_in_progress, idempotency_state_unknown")),
+                    ("413", err("payload_too_large")),
+                    ("422", ok("validation_failed", schema_ref("ValidationError"))),
+                ])),
+            json!({ "type": "object", "additionalProperties": false, "required": ["session_id", "from_party"],
+                    "properties": { "session_id": { "type": "string", "minLength": 1, "maxLength": 64 },
+                                    "from_party": { "type": "string", "enum": ["a", "b"] } } })) },
+        "/v1/calls/{id}/cancel": { "post": op("Cancel a queued or still-ringing call (idempotent)", "Calls", vec![path_id("call")],
+            responses(&[("200", ok("whether the call is cancelled", json!({ "type": "object", "required": ["cancelled"],
+                "properties": { "cancelled": { "type": "boolean" } } }))), ("404", err("not_found"))])) },
         "/v1/calls/{id}": { "get": op("Get a call", "Calls", vec![path_id("call")],
             responses(&[("200", ok("the call", schema_ref("Call"))), ("404", err("not_found"))])) },
         "/v1/calls/{id}/commands/answer": { "post": command_op("answer", "Answer a call held in control mode") },
@@ -239,7 +302,7 @@ fn paths() -> Value {
                 ("200", { json!({ "description": "WAV file", "content": { "audio/wav": { "schema": { "type": "string", "format": "binary" } } } }) }),
                 ("206", { json!({ "description": "part of the WAV file", "content": { "audio/wav": { "schema": { "type": "string", "format": "binary" } } } }) }),
                 ("404", err("not_found (also until the recording is ready)")),
-                ("416", ok("range not satisfiable", json!({ "type": "object" }))),
+                ("416", err("range_not_satisfiable (Content-Range: bytes */<length>)")),
             ])) },
         "/v1/calls/{id}/recording/pause": { "post": op("Pause recording (silence)", "Recordings", vec![path_id("call")],
             responses(&[("200", ok("paused", recording.clone())), ("404", err("not_found")),
@@ -256,6 +319,7 @@ fn paths() -> Value {
             "put": with_body(op("Set the webhook endpoint (returns the secret once)", "Webhooks", vec![],
                 responses(&[("200", ok("endpoint", json!({ "type": "object", "required": ["url", "secret"],
                     "properties": { "url": { "type": "string" }, "secret": { "type": "string", "pattern": "^whsec_" } } }))),
+                    ("413", err("payload_too_large")),
                     ("422", ok("validation_failed", schema_ref("ValidationError")))])),
                 json!({ "type": "object", "additionalProperties": false, "required": ["url"],
                         "properties": { "url": { "type": "string", "format": "uri" } } })),
@@ -266,7 +330,8 @@ fn paths() -> Value {
                     "properties": { "deleted": { "type": "boolean" } } })))])),
         },
         "/v1/webhook/deliveries": { "get": op("Recent delivery attempts, newest first", "Webhooks",
-            vec![query("limit", "How many.", json!({ "type": "integer", "minimum": 1 }))],
+            vec![query("limit", "How many.", json!({ "type": "integer", "minimum": 1,
+                "maximum": crate::http::webhooks::MAX_LIMIT, "default": crate::http::webhooks::DEFAULT_LIMIT }))],
             responses(&[("200", ok("attempts", json!({ "type": "object", "required": ["data"],
                 "properties": { "data": { "type": "array", "items": schema_ref("DeliveryAttempt") } } }))),
                 ("422", ok("validation_failed", schema_ref("ValidationError")))])) },
@@ -277,9 +342,10 @@ fn schemas() -> Value {
     let s = json!({ "type": "string" });
     let ns = json!({ "type": ["string", "null"] });
     let ni = json!({ "type": ["integer", "null"] });
+    let sse_events: Vec<&str> = EVENT_TYPES.iter().copied().chain(["error"]).collect();
     json!({
         "Error": { "type": "object", "required": ["error", "message"], "properties": {
-            "error": { "type": "string", "description": "Stable error code" }, "message": s,
+            "error": { "type": "string", "enum": ERROR_CODES, "description": "Stable error code" }, "message": s,
             "retry_after_seconds": { "type": "integer" },
             "active_call_ids": { "type": "array", "items": { "type": "string" } },
             "max_concurrent": { "type": "integer" } } },
@@ -306,6 +372,19 @@ fn schemas() -> Value {
             "hangup_by": ns, "sip_status": ni, "recording_url": ns,
             "quality": { "type": ["object", "null"] }, "replayed": { "type": "boolean" },
             "position": { "type": "integer", "description": "Place in the originate queue (queued calls)." } } },
+        "Event": { "type": "object", "required": ["id", "type", "created_at", "data"], "properties": {
+            "id": { "type": "string", "pattern": "^[0-9]+$", "description": "Also the SSE `id:`." },
+            "type": { "type": "string", "enum": EVENT_TYPES }, "created_at": s,
+            "data": { "description": "The event's payload (an object; null only if unreadable)." } } },
+        "SseMessage": { "type": "object", "required": ["event", "data"],
+            "description": "One SSE message as a client parses it (OpenAPI 3.1: the schema of each message).",
+            "properties": {
+                "id": { "type": "string", "pattern": "^[0-9]+$" },
+                "event": { "type": "string", "enum": sse_events },
+                "data": { "type": "string", "contentMediaType": "application/json",
+                          "contentSchema": { "anyOf": [schema_ref("Event"),
+                              { "type": "object", "required": ["reason", "message"], "properties": {
+                                  "reason": s, "message": s } }] } } } },
         "CommandAccepted": { "type": "object", "required": ["operation_id", "status", "timeout_ms"], "properties": {
             "operation_id": s, "status": { "type": "string" }, "timeout_ms": { "type": "integer" } } },
         "Operation": { "type": "object", "required": ["id", "call_id", "command", "status", "created_at"], "properties": {
@@ -398,6 +477,7 @@ fetch("/openapi.json").then(r=>r.json()).then(spec=>{
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ApiError;
 
     /// `(path, methods)` of every `.route(…)` in `app.rs`.
     fn routes_in_app() -> Vec<(String, Vec<String>)> {
@@ -483,6 +563,114 @@ mod tests {
             assert!(
                 doc["components"]["schemas"][&name].is_object(),
                 "dangling $ref {name}"
+            );
+        }
+    }
+
+    /// One value of every [`ApiError`] variant.
+    fn every_api_error() -> Vec<ApiError> {
+        let all = vec![
+            ApiError::Unauthenticated("x"),
+            ApiError::NotFound("x"),
+            ApiError::MethodNotAllowed,
+            ApiError::NumberPoolExhausted,
+            ApiError::ConcurrentCallNotAllowed {
+                active_call_ids: Vec::new(),
+                max_concurrent: 1,
+            },
+            ApiError::SessionBusy("cal_x".into()),
+            ApiError::SessionCompleted,
+            ApiError::CallEnded,
+            ApiError::NotRecording,
+            ApiError::CommandUidConflict("answer".into()),
+            ApiError::IdempotencyKeyInvalid("x".into()),
+            ApiError::IdempotencyConflict,
+            ApiError::IdempotencyInProgress {
+                retry_after_secs: 1,
+            },
+            ApiError::IdempotencyStateUnknown,
+            ApiError::RateLimited {
+                retry_after_secs: 1,
+            },
+            ApiError::TooManySseStreams {
+                max: 1,
+                retry_after_secs: 1,
+            },
+            ApiError::PayloadTooLarge { limit: 1 },
+            ApiError::Validation(Default::default()),
+            ApiError::Internal("x".into()),
+        ];
+        for e in &all {
+            // Exhaustive on purpose: a new variant does not compile here
+            // until it is listed above too.
+            match e {
+                ApiError::Unauthenticated(_)
+                | ApiError::NotFound(_)
+                | ApiError::MethodNotAllowed
+                | ApiError::NumberPoolExhausted
+                | ApiError::ConcurrentCallNotAllowed { .. }
+                | ApiError::SessionBusy(_)
+                | ApiError::SessionCompleted
+                | ApiError::CallEnded
+                | ApiError::NotRecording
+                | ApiError::CommandUidConflict(_)
+                | ApiError::IdempotencyKeyInvalid(_)
+                | ApiError::IdempotencyConflict
+                | ApiError::IdempotencyInProgress { .. }
+                | ApiError::IdempotencyStateUnknown
+                | ApiError::RateLimited { .. }
+                | ApiError::TooManySseStreams { .. }
+                | ApiError::PayloadTooLarge { .. }
+                | ApiError::Validation(_)
+                | ApiError::Internal(_) => {}
+            }
+        }
+        all
+    }
+
+    #[test]
+    fn every_error_code_is_in_the_error_schema_enum() {
+        let doc = document();
+        let listed: Vec<&str> = doc["components"]["schemas"]["Error"]["properties"]["error"]
+            ["enum"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        let codes: Vec<&str> = every_api_error().iter().map(ApiError::code).collect();
+        for code in &codes {
+            assert!(
+                listed.contains(code),
+                "`{code}` missing from the Error schema's enum"
+            );
+        }
+        for code in &listed {
+            assert!(
+                codes.contains(code) || *code == "range_not_satisfiable",
+                "`{code}` is in the Error schema's enum but no ApiError renders it"
+            );
+        }
+        assert_eq!(
+            doc["components"]["schemas"]["ValidationError"]["properties"]["error"]["const"],
+            ApiError::Validation(Default::default()).code()
+        );
+    }
+
+    #[test]
+    fn every_error_code_is_in_the_readme_table() {
+        let readme = include_str!("../../../README.md");
+        let table = readme
+            .split("## Error codes")
+            .nth(1)
+            .and_then(|t| t.split("\n## ").next())
+            .unwrap_or_default();
+        for code in ERROR_CODES {
+            let status = every_api_error()
+                .iter()
+                .find(|e| e.code() == code)
+                .map_or(416, |e| e.status().as_u16());
+            assert!(
+                table.contains(&format!("| {status} | `{code}` |")),
+                "README's error-code table has no `| {status} | `{code}` |` row"
             );
         }
     }

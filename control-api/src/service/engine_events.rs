@@ -78,6 +78,11 @@ pub async fn apply(bus: &EventBus, store: &Store, event: &EngineEvent) -> Result
                 started_at: system_time_to_ms(*at),
             };
             if !calls::insert(&mut tx, &call).await? {
+                if *direction == Direction::Outbound {
+                    // Originated: the API stored the call (and its
+                    // `call.initiated`) before the engine dialled it.
+                    return Ok(());
+                }
                 tracing::warn!(call_id = %call_id, session_id = %session_id,
                     "call for an unknown session or already recorded; ignored");
                 return Ok(());

@@ -9,6 +9,8 @@
 //! - [`webhooks`]: webhook endpoints (API and config).
 //! - [`recovery`]: start-up recovery after a stop or crash.
 //! - [`bootstrap`]: tenants from the config, the `dev` tenant.
+//! - [`originate`]: originated calls, the concurrency cap and the
+//!   calls-per-second queue, cancel.
 //! - [`idempotency`]: `Idempotency-Key` on creating POSTs.
 //! - [`admin`]: the CLI's tenant, key and number commands.
 
@@ -18,6 +20,7 @@ pub mod commands;
 pub mod engine_events;
 pub mod events;
 pub mod idempotency;
+pub mod originate;
 pub mod recordings;
 pub mod recovery;
 pub mod registrations;

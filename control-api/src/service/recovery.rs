@@ -1,4 +1,5 @@
-//! Start-up recovery after a stop or a crash: close calls left live, put
+//! Start-up recovery after a stop or a crash: close calls left live (but
+//! queued originated calls, which were never dialled), put
 //! `active` sessions back to `open`, expire sessions whose TTL passed while
 //! down, and make every other open session routable again with its timer.
 
@@ -35,7 +36,9 @@ pub async fn recover(service: &SessionService) -> Result<RecoveryReport, StoreEr
         let mut conn = store.pool().acquire().await?;
         calls::list_live(&mut conn).await?
     };
-    for call in live {
+    // Queued originated calls were never dialled: they stay queued and go
+    // back in their tenant's queue (`OriginateService::resume`).
+    for call in live.into_iter().filter(|c| c.state != "queued") {
         let mut tx = service.events().begin(store).await?;
         let end = CallEnd {
             ended_at: now.max(call.started_at),

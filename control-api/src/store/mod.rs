@@ -7,6 +7,7 @@
 //! one transaction (`let mut tx = store.begin().await?; …(&mut tx)…`).
 
 pub mod api_keys;
+pub mod call_queue;
 pub mod calls;
 pub mod events;
 pub mod idempotency;

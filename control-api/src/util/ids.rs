@@ -23,6 +23,12 @@ pub fn session_id() -> String {
     with_prefix("ses_")
 }
 
+/// A new call id for an originated call (`cal_` + 24 random characters,
+/// the engine's own format).
+pub fn call_id() -> String {
+    with_prefix("cal_")
+}
+
 /// A new tenant id (`ten_` + 24 random characters).
 pub fn tenant_id() -> String {
     with_prefix("ten_")
