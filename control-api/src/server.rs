@@ -281,6 +281,7 @@ impl Running {
     /// the store closes. Timers need no saving: recovery re-arms them from
     /// the store; pending webhook deliveries resume from the outbox.
     pub async fn shutdown(mut self) -> Result<(), ServeError> {
+        self.state.originate.stop();
         self.drain_calls().await;
         self.state.events.close_streams();
         if let Some(tx) = self.shutdown.take() {

@@ -110,6 +110,9 @@ pub struct OriginateService<D: Dispatch = maskline_engine::EngineHandle> {
     sessions: SessionService,
     engine: D,
     queues: Arc<DashMap<String, Arc<TenantQueue>>>,
+    /// Set at shutdown: queue workers stop and queued calls stay queued
+    /// (for the next start) instead of being dialled into a draining engine.
+    stopped: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 fn spacing(calls_per_second: i64) -> Duration {
@@ -123,7 +126,19 @@ impl<D: Dispatch> OriginateService<D> {
             sessions,
             engine,
             queues: Arc::new(DashMap::new()),
+            stopped: Arc::new(tokio::sync::watch::channel(false).0),
         }
+    }
+
+    /// Stop dialling queued calls (shutdown); they stay `queued` in the
+    /// store and [`OriginateService::resume`] picks them up at the next
+    /// start. Originate requests from now on are queued, not dialled.
+    pub fn stop(&self) {
+        self.stopped.send_replace(true);
+    }
+
+    fn is_stopped(&self) -> bool {
+        *self.stopped.borrow()
     }
 
     fn queue(&self, tenant_id: &str) -> Arc<TenantQueue> {
@@ -177,7 +192,7 @@ impl<D: Dispatch> OriginateService<D> {
         let position = {
             let mut q = queue.state.lock().map_err(|_| poisoned())?;
             let now = Instant::now();
-            if q.pending.is_empty() && q.next_slot <= now {
+            if q.pending.is_empty() && q.next_slot <= now && !self.is_stopped() {
                 q.next_slot = now + spacing(tenant.calls_per_second);
                 None
             } else {
@@ -282,17 +297,24 @@ impl<D: Dispatch> OriginateService<D> {
 
     /// The tenant's queue worker: dial queued calls in order, one per slot.
     async fn run_queue(self, tenant_id: String, queue: Arc<TenantQueue>) {
+        let mut stopped = self.stopped.subscribe();
         loop {
+            if *stopped.borrow_and_update() {
+                return;
+            }
             let next = {
                 let Ok(q) = queue.state.lock() else { return };
                 q.pending.front().map(|_| q.next_slot)
             };
-            let Some(slot) = next else {
-                queue.wake.notified().await;
-                continue;
-            };
-            tokio::time::sleep_until(slot).await;
+            tokio::select! {
+                _ = stopped.changed() => continue,
+                _ = queue.wake.notified(), if next.is_none() => continue,
+                _ = tokio::time::sleep_until(next.unwrap_or_else(Instant::now)), if next.is_some() => {}
+            }
             let _gate = queue.gate.lock().await;
+            if self.is_stopped() {
+                return;
+            }
             let rate = match self.tenant_rate(&tenant_id).await {
                 Ok(r) => r,
                 Err(e) => {

@@ -76,7 +76,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut inbox: mpsc::Receiver<ActorInpu
             .by_session
             .remove_if(&session_id, |_, c| c.engine_id == engine_id);
     };
-    let setup = CallSetup {
+    let mut setup = CallSetup {
         local: shared.settings.local.clone(),
         masked,
         callee: callee.clone(),
@@ -103,10 +103,12 @@ pub(crate) async fn run(shared: Arc<Shared>, mut inbox: mpsc::Receiver<ActorInpu
         at: SystemTime::now(),
     };
     let mut relay: Option<RelayHandle> =
-        match relay::spawn(shared.settings.rtp_ip, a_ports, b_ports).await {
-            Ok(r) => Some(r),
-            Err(e) => {
-                tracing::warn!(call_id = %engine_id, error = %e, "cannot bind RTP ports");
+        match bind_relay(&shared, &engine_id, a_ports, b_ports).await {
+            Some((r, a_port, b_port)) => {
+                (setup.a_rtp_port, setup.b_rtp_port) = (a_port, b_port);
+                Some(r)
+            }
+            None => {
                 refuse(&shared, &start, initiated, 503, "SWITCH_CONGESTION").await;
                 cleanup(&shared, &[start_call_id(&start)]);
                 shared
@@ -372,6 +374,34 @@ fn to_engine_event(
             }
         }
     }
+}
+
+/// How many port pairs a call tries when a port is taken by another
+/// program (the pool only knows Maskline's own use of the range).
+const BIND_ATTEMPTS: usize = 4;
+
+/// Bind the relay on the allocated ports, or on fresh ones when a port is
+/// in use elsewhere. Returns the relay and its A and B RTP ports.
+async fn bind_relay(
+    shared: &Shared,
+    engine_id: &str,
+    a_ports: PortPair,
+    b_ports: PortPair,
+) -> Option<(RelayHandle, u16, u16)> {
+    let mut ports = Some([a_ports, b_ports]);
+    for _ in 0..BIND_ATTEMPTS {
+        let [a, b] = ports.take()?;
+        let (a_port, b_port) = (a.rtp(), b.rtp());
+        match relay::spawn(shared.settings.rtp_ip, a, b).await {
+            Ok(r) => return Some((r, a_port, b_port)),
+            Err(e) => {
+                tracing::warn!(call_id = %engine_id, a_port, b_port, error = %e, "cannot bind RTP ports; trying others");
+                // The failed pairs went back to the end of the pool.
+                ports = shared.ports.allocate_n::<2>();
+            }
+        }
+    }
+    None
 }
 
 /// A call that cannot start: the caller gets a final response; an

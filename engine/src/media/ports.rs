@@ -41,10 +41,16 @@ pub struct PortAllocator {
 }
 
 impl PortAllocator {
-    /// All even ports `p` with `min <= p` and `p + 1 <= max`.
+    /// All even ports `p` with `min <= p` and `p + 1 <= max`, handed out
+    /// from a random point of the range on (so that several instances on
+    /// one host, or one restarted, rarely pick the same ports first).
     pub fn new(min: u16, max: u16) -> Self {
         let first = min + (min % 2);
-        let free: VecDeque<u16> = (first..max).step_by(2).collect();
+        let mut free: VecDeque<u16> = (first..max).step_by(2).collect();
+        if !free.is_empty() {
+            let start = rand::random_range(0..free.len());
+            free.rotate_left(start);
+        }
         let total = free.len();
         PortAllocator {
             free: Arc::new(Mutex::new(free)),
@@ -95,14 +101,18 @@ mod tests {
         let pool = PortAllocator::new(20001, 20006);
         assert_eq!(pool.capacity(), 2); // 20002/3, 20004/5
         let a = pool.allocate().unwrap();
-        assert_eq!((a.rtp(), a.rtcp()), (20002, 20003));
         let b = pool.allocate().unwrap();
+        let mut got = [a.rtp(), b.rtp()];
+        got.sort();
+        assert_eq!(got, [20002, 20004], "from a random start, every pair once");
+        assert_eq!(a.rtcp(), a.rtp() + 1);
         assert!(pool.allocate().is_none());
+        let a_port = a.rtp();
         drop(a);
         assert_eq!(pool.available(), 1);
-        // Released ports go to the back: next one is 20002 again only
+        // Released ports go to the back: next one is `a` again only
         // because it is the only one free.
-        assert_eq!(pool.allocate().unwrap().rtp(), 20002);
+        assert_eq!(pool.allocate().unwrap().rtp(), a_port);
         drop(b);
     }
 
