@@ -18,6 +18,9 @@ const ORIGINATOR_CANCEL: &str = "ORIGINATOR_CANCEL";
 
 /// How often a failed write is retried before the event is dropped (logged).
 const ATTEMPTS: u32 = 3;
+/// Most events stored in one transaction. Under load events arrive faster
+/// than one commit (an fsync) per event allows; a batch shares the commit.
+const BATCH: usize = 256;
 
 /// Drain `events` until the engine closes the stream.
 /// Persist and publish every engine event in order; `handled` counts the
@@ -29,33 +32,64 @@ pub async fn run(
     mut events: mpsc::UnboundedReceiver<EngineEvent>,
     handled: tokio::sync::watch::Sender<u64>,
 ) {
-    while let Some(event) = events.recv().await {
-        let mut attempt = 1;
-        loop {
-            match apply(&bus, &store, &event).await {
-                Ok(()) => break,
-                Err(e) if attempt < ATTEMPTS => {
-                    tracing::warn!(call_id = %event.call_id(), error = %e, attempt, "retrying engine event");
-                    tokio::time::sleep(std::time::Duration::from_millis(100 * u64::from(attempt)))
-                        .await;
-                    attempt += 1;
-                }
-                Err(e) => {
-                    tracing::error!(call_id = %event.call_id(), session_id = %event.session_id(),
-                        event = event_name(&event), error = %e, "engine event lost");
-                    break;
-                }
+    let mut batch = Vec::with_capacity(BATCH);
+    while events.recv_many(&mut batch, BATCH).await > 0 {
+        // One transaction for the whole batch; if any event fails, the
+        // batch is rolled back and each event is retried on its own.
+        if apply_batch(&bus, &store, &batch).await.is_err() {
+            for event in &batch {
+                apply_with_retries(&bus, &store, event).await;
             }
         }
-        handled.send_modify(|n| *n += 1);
+        let n = batch.len() as u64;
+        batch.clear();
+        handled.send_modify(|h| *h += n);
     }
     tracing::debug!("engine event stream closed");
+}
+
+async fn apply_batch(
+    bus: &EventBus,
+    store: &Store,
+    batch: &[EngineEvent],
+) -> Result<(), StoreError> {
+    let mut tx = bus.begin(store).await?;
+    for event in batch {
+        apply_in(&mut tx, event).await?;
+    }
+    tx.commit().await
+}
+
+async fn apply_with_retries(bus: &EventBus, store: &Store, event: &EngineEvent) {
+    let mut attempt = 1;
+    loop {
+        match apply(bus, store, event).await {
+            Ok(()) => return,
+            Err(e) if attempt < ATTEMPTS => {
+                tracing::warn!(call_id = %event.call_id(), error = %e, attempt, "retrying engine event");
+                tokio::time::sleep(std::time::Duration::from_millis(100 * u64::from(attempt)))
+                    .await;
+                attempt += 1;
+            }
+            Err(e) => {
+                tracing::error!(call_id = %event.call_id(), session_id = %event.session_id(),
+                    event = event_name(event), error = %e, "engine event lost");
+                return;
+            }
+        }
+    }
 }
 
 /// Persist one engine event, then publish it. Events about unknown
 /// sessions, unknown calls or out-of-order transitions change nothing.
 pub async fn apply(bus: &EventBus, store: &Store, event: &EngineEvent) -> Result<(), StoreError> {
     let mut tx = bus.begin(store).await?;
+    apply_in(&mut tx, event).await?;
+    tx.commit().await
+}
+
+/// Persist one engine event inside `tx` (published when `tx` commits).
+async fn apply_in(tx: &mut EventTx, event: &EngineEvent) -> Result<(), StoreError> {
     let kind = match event {
         EngineEvent::CallInitiated {
             call_id,
@@ -77,7 +111,7 @@ pub async fn apply(bus: &EventBus, store: &Store, event: &EngineEvent) -> Result
                 callee,
                 started_at: system_time_to_ms(*at),
             };
-            if !calls::insert(&mut tx, &call).await? {
+            if !calls::insert(&mut *tx, &call).await? {
                 if *direction == Direction::Outbound {
                     // Originated: the API stored the call (and its
                     // `call.initiated`) before the engine dialled it.
@@ -87,19 +121,19 @@ pub async fn apply(bus: &EventBus, store: &Store, event: &EngineEvent) -> Result
                     "call for an unknown session or already recorded; ignored");
                 return Ok(());
             }
-            sessions::call_started(&mut tx, session_id, call_id).await?;
+            sessions::call_started(&mut *tx, session_id, call_id).await?;
             tracing::info!(call_id = %call_id, session_id = %session_id, "call initiated");
             "call.initiated"
         }
         EngineEvent::CallRinging { call_id, .. } => {
-            if !calls::advance(&mut tx, call_id, "ringing", &["queued", "ringing"], None).await? {
+            if !calls::advance(&mut *tx, call_id, "ringing", &["queued", "ringing"], None).await? {
                 return Ok(());
             }
             "call.ringing"
         }
         EngineEvent::CallAnswered { call_id, at, .. } => {
             let at = Some(system_time_to_ms(*at));
-            if !calls::advance(&mut tx, call_id, "answered", &["queued", "ringing"], at).await? {
+            if !calls::advance(&mut *tx, call_id, "answered", &["queued", "ringing"], at).await? {
                 return Ok(());
             }
             tracing::info!(call_id = %call_id, "call answered");
@@ -108,7 +142,7 @@ pub async fn apply(bus: &EventBus, store: &Store, event: &EngineEvent) -> Result
         EngineEvent::CallBridged { call_id, at, .. } => {
             let at = Some(system_time_to_ms(*at));
             if !calls::advance(
-                &mut tx,
+                &mut *tx,
                 call_id,
                 "bridged",
                 &["queued", "ringing", "answered"],
@@ -145,10 +179,10 @@ pub async fn apply(bus: &EventBus, store: &Store, event: &EngineEvent) -> Result
                 quality: serde_json::to_string(&serde_json::json!({ "a": media.a, "b": media.b }))
                     .ok(),
             };
-            if !calls::end(&mut tx, call_id, &end).await? {
+            if !calls::end(&mut *tx, call_id, &end).await? {
                 return Ok(());
             }
-            sessions::call_ended(&mut tx, session_id, call_id).await?;
+            sessions::call_ended(&mut *tx, session_id, call_id).await?;
             tracing::info!(call_id = %call_id, session_id = %session_id, cause = %cause,
                 hangup_by = hangup_by.as_str(), a_to_b = media.a_to_b_packets,
                 b_to_a = media.b_to_a_packets, dropped = media.dropped_packets, "call ended");
@@ -162,8 +196,8 @@ pub async fn apply(bus: &EventBus, store: &Store, event: &EngineEvent) -> Result
             ..
         } => {
             let url = format!("/v1/calls/{call_id}/recording");
-            calls::set_recording_url(&mut tx, call_id, &url).await?;
-            let Some(call) = calls::get(&mut tx, call_id).await? else {
+            calls::set_recording_url(&mut *tx, call_id, &url).await?;
+            let Some(call) = calls::get(&mut *tx, call_id).await? else {
                 return Ok(());
             };
             let mut data = CallView::from(&call).to_value();
@@ -181,13 +215,10 @@ pub async fn apply(bus: &EventBus, store: &Store, event: &EngineEvent) -> Result
                 created_at: system_time_to_ms(*at),
             })
             .await?;
-            tx.commit().await?;
             return Ok(());
         }
     };
-    call_event(&mut tx, event.call_id(), kind, event_time_ms(event)).await?;
-    tx.commit().await?;
-    Ok(())
+    call_event(tx, event.call_id(), kind, event_time_ms(event)).await
 }
 
 /// A short name for logs (the event itself carries party numbers).
