@@ -419,11 +419,37 @@ impl<D: Dispatch> OriginateService<D> {
                     by: HangupBy::Api,
                 };
                 match tokio::time::timeout(DISPATCH_TIMEOUT, self.engine.dispatch(hangup)).await {
-                    Ok(Ok(_)) => Ok(true),
-                    _ => Ok(false),
+                    Ok(Ok(maskline_engine::CommandReply::Done(n))) if n > 0 => Ok(true),
+                    // The call ended meanwhile: cancelled only if that end
+                    // was a cancel (a repeated request).
+                    _ => Ok(self.ended_state(call_id).await?.as_deref() == Some("cancelled")),
                 }
             }
             _ => Ok(false),
+        }
+    }
+
+    /// The final state of a call the engine has ended, once its hangup is
+    /// stored (waits for the event worker, at most the command budget).
+    async fn ended_state(&self, call_id: &str) -> Result<Option<String>, StoreError> {
+        let mut stored = self.sessions.events().subscribe();
+        let read = || async {
+            let mut conn = self.sessions.store().pool().acquire().await?;
+            Ok::<_, StoreError>(calls::get(&mut conn, call_id).await?)
+        };
+        let deadline = Instant::now() + DISPATCH_TIMEOUT;
+        loop {
+            match read().await? {
+                Some(c) if c.ended_at.is_some() => return Ok(Some(c.state)),
+                None => return Ok(None),
+                Some(_) => {}
+            }
+            // Wait for the next stored event (ours or not), then look again.
+            match tokio::time::timeout_at(deadline, stored.recv()).await {
+                Err(_) => return Ok(None),
+                Ok(Err(tokio::sync::broadcast::error::RecvError::Closed)) => return Ok(None),
+                Ok(_) => {}
+            }
         }
     }
 
