@@ -7,13 +7,16 @@
 //! shows the tail of that instance's log (and SIPp's traces where used).
 
 mod calls;
+mod cluster;
 mod commands;
 mod flows;
 mod harness;
 mod media;
+mod originate;
 mod rejects;
 mod restart;
 mod robustness;
+mod schema;
 mod sessions;
 mod softphones;
 mod transcoding;

@@ -1,11 +1,12 @@
 //! `GET /v1/calls/{id}`.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::Json;
 
 use crate::app::AppState;
 use crate::error::ApiError;
 use crate::http::auth::Authed;
+use crate::http::id::IdPath;
 use crate::store::calls;
 use crate::view::CallView;
 
@@ -13,7 +14,7 @@ use crate::view::CallView;
 pub async fn get(
     State(state): State<AppState>,
     Authed(tenant): Authed,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
 ) -> Result<Json<CallView>, ApiError> {
     let mut conn = state
         .store

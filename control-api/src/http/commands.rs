@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde_json::{Map, Value};
@@ -15,6 +15,7 @@ use crate::app::AppState;
 use crate::error::ApiError;
 use crate::http::auth::Authed;
 use crate::http::body::OptionalJsonObject;
+use crate::http::id::IdPath;
 use crate::service::commands::{is_known_cause, CallCommand, CommandRequest, COMMAND_TIMEOUT_MS};
 use crate::view::OperationView;
 
@@ -28,7 +29,7 @@ const FIELDS: [&str; 2] = ["command_uid", "cause"];
 pub async fn answer(
     state: State<AppState>,
     tenant: Authed,
-    id: Path<String>,
+    id: IdPath,
     body: OptionalJsonObject,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     submit(state, tenant, id, CallCommand::Answer, body).await
@@ -38,7 +39,7 @@ pub async fn answer(
 pub async fn hangup(
     state: State<AppState>,
     tenant: Authed,
-    id: Path<String>,
+    id: IdPath,
     body: OptionalJsonObject,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     submit(state, tenant, id, CallCommand::Hangup, body).await
@@ -48,7 +49,7 @@ pub async fn hangup(
 pub async fn disconnect(
     state: State<AppState>,
     tenant: Authed,
-    id: Path<String>,
+    id: IdPath,
     body: OptionalJsonObject,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     submit(state, tenant, id, CallCommand::Disconnect, body).await
@@ -57,7 +58,7 @@ pub async fn disconnect(
 async fn submit(
     State(state): State<AppState>,
     Authed(tenant): Authed,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
     command: CallCommand,
     OptionalJsonObject(body): OptionalJsonObject,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
@@ -78,7 +79,7 @@ async fn submit(
 pub async fn operation(
     State(state): State<AppState>,
     Authed(tenant): Authed,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
 ) -> Result<Json<OperationView>, ApiError> {
     let op = state
         .commands

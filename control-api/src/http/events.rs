@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use crate::app::AppState;
 use crate::error::ApiError;
 use crate::http::auth::Authed;
+use crate::http::id::IdPath;
 use crate::http::sse::{event_stream, StreamSpec, HEARTBEAT, SSE_RETRY_AFTER_SECS};
 use crate::service::events::EVENT_TYPES;
 use crate::store::{calls, sessions};
@@ -53,7 +54,7 @@ pub async fn tenant_stream(
 pub async fn call_stream(
     State(state): State<AppState>,
     Authed(tenant): Authed,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
     headers: HeaderMap,
     query: Result<Query<Params>, QueryRejection>,
 ) -> Result<Response, ApiError> {

@@ -12,6 +12,8 @@ use axum::response::IntoResponse;
 use axum::Json;
 use serde_json::{json, Map, Value};
 
+use maskline_engine::sip::q850;
+
 use crate::http::listing::{CALL_STATES, DEFAULT_LIMIT, MAX_LIMIT, SESSION_STATES};
 use crate::service::events::EVENT_TYPES;
 
@@ -141,7 +143,8 @@ fn listing_params(states: &[&str], with_session: bool) -> Vec<Value> {
         query(
             "since",
             "Only objects created since: a duration (`15m`, `1h`, `24h`, `7d`, `30d`) or an RFC 3339 UTC time. Default `24h`.",
-            json!({ "type": "string", "default": "24h" }),
+            json!({ "type": "string", "default": "24h", "anyOf": [
+                { "pattern": "^[0-9]{1,9}[smhd]$" }, { "format": "date-time" } ] }),
         ),
         query("state", "Only objects in this state.", json!({ "type": "string", "enum": states })),
     ];
@@ -149,10 +152,21 @@ fn listing_params(states: &[&str], with_session: bool) -> Vec<Value> {
         p.push(query(
             "session_id",
             "Only calls of this session.",
-            json!({ "type": "string" }),
+            json!({ "type": "string", "minLength": 1, "maxLength": 64 }),
         ));
     }
     p
+}
+
+/// Every cause name `hangup` accepts: the canonical name of each Q.850
+/// code the engine knows, and its aliases.
+fn cause_names() -> Vec<&'static str> {
+    (1..=127)
+        .chain([487])
+        .filter_map(q850::by_code)
+        .map(|c| c.name)
+        .chain(q850::by_name("MEDIA_TIMEOUT").map(|c| c.name))
+        .collect()
 }
 
 fn command_op(name: &str, what: &str) -> Value {
@@ -161,9 +175,8 @@ fn command_op(name: &str, what: &str) -> Value {
                          "description": "Retry-safe id: the same uid again returns the same operation." }
     });
     if name == "hangup" {
-        props["cause"] = json!({ "type": "string", "minLength": 1, "maxLength": 64, "pattern": "^[A-Z_]+$",
-            "description": "Q.850 cause name (default NORMAL_CLEARING); an unknown name is a 422.",
-            "examples": ["NORMAL_CLEARING", "USER_BUSY", "CALL_REJECTED"] });
+        props["cause"] = json!({ "type": "string", "enum": cause_names(),
+            "description": "Q.850 cause name (default NORMAL_CLEARING)." });
     }
     let mut operation = with_body(
         op(
@@ -206,14 +219,16 @@ fn paths() -> Value {
     let sse = json!({ "description": "text/event-stream: one message per event (`id:`, `event:`, `data:` \
                        with the Event envelope as JSON); a final `event: error` when the stream is cut off",
         "content": { "text/event-stream": { "schema": schema_ref("SseMessage") } } });
+    let event_id = json!({ "type": "string", "pattern": "^[0-9]{1,18}$" });
+    let one_type = format!("({})", EVENT_TYPES.join("|").replace('.', "\\."));
     let sse_params = |call: bool| {
         let mut p = vec![
-            json!({ "name": "Last-Event-ID", "in": "header", "required": false,
-                    "schema": { "type": "string" }, "description": "Replay events after this id." }),
+            json!({ "name": "Last-Event-ID", "in": "header", "required": false, "schema": event_id.clone(),
+                    "description": "Replay the events after this event id (the header wins over the query)." }),
             query(
                 "last_event_id",
                 "Same as the Last-Event-ID header.",
-                json!({ "type": "string" }),
+                event_id.clone(),
             ),
         ];
         if call {
@@ -222,7 +237,7 @@ fn paths() -> Value {
             p.push(query(
                 "type",
                 "Comma-separated event types to receive.",
-                json!({ "type": "string" }),
+                json!({ "type": "string", "pattern": format!("^{one_type}(,{one_type})*$") }),
             ));
         }
         p
@@ -671,6 +686,27 @@ mod tests {
             assert!(
                 table.contains(&format!("| {status} | `{code}` |")),
                 "README's error-code table has no `| {status} | `{code}` |` row"
+            );
+        }
+    }
+
+    #[test]
+    fn every_documented_cause_is_accepted() {
+        let names = cause_names();
+        for must in [
+            "NORMAL_CLEARING",
+            "USER_BUSY",
+            "CALL_REJECTED",
+            "ORIGINATOR_CANCEL",
+            "MEDIA_TIMEOUT",
+        ] {
+            assert!(names.contains(&must), "{must} missing from {names:?}");
+        }
+        for name in names {
+            assert!(
+                crate::service::commands::is_known_cause(name)
+                    && name.len() <= crate::http::commands::CAUSE_MAX,
+                "{name} is documented but refused"
             );
         }
     }

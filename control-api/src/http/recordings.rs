@@ -9,7 +9,7 @@
 use std::io::SeekFrom;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::extract::{FromRequestParts, Query, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -22,6 +22,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use crate::app::AppState;
 use crate::error::ApiError;
 use crate::http::auth::{Authed, API_KEY_HEADER};
+use crate::http::id::IdPath;
 use crate::http::range::{self, RangeRequest};
 use crate::service::recordings::RecordingError;
 use crate::store::tenants::TenantRow;
@@ -82,7 +83,7 @@ impl FromRequestParts<AppState> for RecordingAuth {
 pub async fn download(
     State(state): State<AppState>,
     RecordingAuth(tenant): RecordingAuth,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let rec = state.recordings.file(&tenant.id, &id).await?;
@@ -190,7 +191,7 @@ where
 pub async fn pause(
     State(state): State<AppState>,
     Authed(tenant): Authed,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
 ) -> Result<Json<Value>, ApiError> {
     let now = state.recordings.set_paused(&tenant.id, &id, true).await?;
     tracing::info!(call_id = %id, "recording paused");
@@ -202,7 +203,7 @@ pub async fn pause(
 pub async fn resume(
     State(state): State<AppState>,
     Authed(tenant): Authed,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
 ) -> Result<Json<Value>, ApiError> {
     let now = state.recordings.set_paused(&tenant.id, &id, false).await?;
     tracing::info!(call_id = %id, "recording resumed");

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::Json;
@@ -14,6 +14,7 @@ use crate::app::AppState;
 use crate::error::ApiError;
 use crate::http::auth::Authed;
 use crate::http::body::JsonObject;
+use crate::http::id::IdPath;
 use crate::service::idempotency;
 use crate::service::sessions::NewSession;
 use crate::store::tenants::TenantRow;
@@ -66,7 +67,7 @@ pub async fn create(
 pub async fn get(
     State(state): State<AppState>,
     Authed(tenant): Authed,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
 ) -> Result<Json<SessionView>, ApiError> {
     let (row, calls) = state.sessions.get(&tenant.id, &id).await?;
     Ok(Json(SessionView::from(&row).with_calls(&calls)))
@@ -77,7 +78,7 @@ pub async fn get(
 pub async fn complete(
     State(state): State<AppState>,
     Authed(tenant): Authed,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
 ) -> Result<Json<SessionView>, ApiError> {
     let row = state.sessions.complete(&tenant.id, &id).await?;
     Ok(Json(SessionView::from(&row)))

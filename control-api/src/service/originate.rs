@@ -435,7 +435,7 @@ impl<D: Dispatch> OriginateService<D> {
         let mut stored = self.sessions.events().subscribe();
         let read = || async {
             let mut conn = self.sessions.store().pool().acquire().await?;
-            Ok::<_, StoreError>(calls::get(&mut conn, call_id).await?)
+            calls::get(&mut conn, call_id).await
         };
         let deadline = Instant::now() + DISPATCH_TIMEOUT;
         loop {
