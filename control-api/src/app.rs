@@ -47,6 +47,7 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(http::health::healthz))
+        .route("/readyz", get(http::health::readyz))
         .route("/metrics", get(http::metrics::metrics))
         .route("/openapi.json", get(http::openapi::spec))
         .route("/docs", get(http::openapi::docs))

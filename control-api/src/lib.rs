@@ -12,6 +12,9 @@
 //! - [`service`]: sessions, TTL timers, engine events, the event pipeline,
 //!   commands, webhook endpoints, recovery, bootstrap, admin (CLI)
 //!   operations.
+//! - [`cluster`]: several nodes on one PostgreSQL: node leases and the
+//!   dead-node reaper, route sync by LISTEN/NOTIFY, the event feed,
+//!   command forwarding to the owner node.
 //! - [`store`]: `sqlx::AnyPool` over SQLite (default) or PostgreSQL, one
 //!   module per table; migrations in `migrations/{sqlite,postgres}`.
 //! - [`view`]: the `Session`, `Call` and `Operation` JSON objects.
@@ -20,6 +23,7 @@
 //! - [`util`]: ids and RFC 3339 time, the injectable clock.
 
 pub mod app;
+pub mod cluster;
 pub mod error;
 pub mod http;
 pub mod server;

@@ -91,17 +91,6 @@ enum NumbersCmd {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let default_level = match cli.command {
-        Cmd::Serve => "info",
-        _ => "warn",
-    };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level)),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-
     let loaded = match sip_config::Config::load(cli.config.as_deref()) {
         Ok(l) => l,
         Err(e) => {
@@ -109,6 +98,7 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    init_logging(matches!(cli.command, Cmd::Serve), &loaded.config.log);
     let result = match cli.command {
         Cmd::CheckConfig => {
             println!("config OK ({})", describe(loaded.source.as_deref()));
@@ -142,6 +132,27 @@ async fn main() -> ExitCode {
             eprintln!("{e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Logs go to stderr, as `[log] format` says (text lines or one JSON
+/// object per line), filtered by `RUST_LOG` when set, else by `[log]
+/// level` for `serve` and `warn` for the admin commands.
+fn init_logging(serve: bool, log: &sip_config::LogConfig) {
+    let default = if serve { log.level.as_str() } else { "warn" };
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(default))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let fmt = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match log.format {
+        sip_config::LogFormat::Json => fmt
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
+        sip_config::LogFormat::Text => fmt.init(),
     }
 }
 

@@ -10,6 +10,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::app::{router, AppState};
+use crate::cluster;
 use crate::http::sse::{SseLimiter, MAX_SSE_STREAMS};
 use crate::service::bootstrap::{self, BootstrapError, DevKey};
 use crate::service::commands::CommandService;
@@ -72,6 +73,9 @@ pub enum ServeError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// Joining the cluster failed.
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::ClusterError),
     /// The HTTP server failed while running.
     #[error("http server failed: {0}")]
     Http(std::io::Error),
@@ -96,12 +100,16 @@ pub async fn start(
     options: ServeOptions,
 ) -> Result<Running, ServeError> {
     let clock = options.clock;
-    let store = Store::open(&config.store.url).await?;
+    let store = Store::open_node(&config.store.url, config.cluster.node_id.as_deref()).await?;
+    // Nodes of a cluster starting together apply the config one at a time.
+    let startup = cluster::StartupLock::take(&store).await?;
     let dev_key = bootstrap::apply(&store, config, &clock).await?;
     webhooks::apply_config(&store, config, &clock).await?;
+    startup.release().await;
     let policy = RetryPolicy::from_secs(&config.webhooks.retry_schedule_secs);
     let first_delay_ms = i64::try_from(policy.first_delay().as_millis()).unwrap_or(i64::MAX);
     let events = EventBus::new(DEFAULT_CAPACITY, first_delay_ms);
+    let cluster = cluster::join(config, &store, &events).await?;
 
     let started = Engine::start(config).await?;
     let engine = started.handle;
@@ -125,7 +133,8 @@ pub async fn start(
         clock.clone(),
         events.clone(),
     );
-    let commands = CommandService::new(store.clone(), events.clone(), engine.clone(), clock);
+    let dispatcher = cluster::Dispatcher::new(engine.clone(), cluster.clone());
+    let commands = CommandService::new(store.clone(), events.clone(), dispatcher, clock);
     let recovery = recovery::recover(&sessions).await?;
     let interrupted = commands.recover().await?;
     if interrupted > 0 {
@@ -142,6 +151,7 @@ pub async fn start(
         handled_tx,
     ));
     let expiry_task = tokio::spawn(ttl::run_expiry(sessions.clone(), expired));
+    let cluster_tasks = cluster::spawn_workers(cluster.as_ref(), &sessions, &events);
     let originate = OriginateService::new(sessions.clone(), engine.clone());
     let requeued = originate.resume().await?;
     if requeued > 0 {
@@ -185,7 +195,7 @@ pub async fn start(
         sip_addr,
         http_addr,
     };
-    let app = router(state.clone());
+    let app = cluster::internal::mount(router(state.clone()), cluster.as_ref(), &engine);
     let (shutdown, stop) = oneshot::channel::<()>();
     let server = tokio::spawn(async move {
         axum::serve(listener, app)
@@ -204,13 +214,16 @@ pub async fn start(
         recovery,
         shutdown: Some(shutdown),
         server,
-        workers: vec![
+        workers: [
             timer_task,
             events_task,
             expiry_task,
             registrations_task,
             webhook_task,
-        ],
+        ]
+        .into_iter()
+        .chain(cluster_tasks)
+        .collect(),
     })
 }
 

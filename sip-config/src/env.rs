@@ -1,7 +1,7 @@
 //! `MASKLINE_<SECTION>_<KEY>` environment overrides.
 //!
 //! Every key of the table sections `[sip] [rtp] [http] [store] [recording]
-//! [calls] [webhooks]` can be set from the environment, e.g.
+//! [calls] [webhooks] [log] [cluster]` can be set from the environment, e.g.
 //! `MASKLINE_SIP_LISTEN=127.0.0.1:5070` or `MASKLINE_RTP_PORT_MIN=30000`.
 //! Lists are comma-separated (`MASKLINE_SIP_DIGEST_ALGORITHMS=MD5,SHA-256`,
 //! `MASKLINE_WEBHOOKS_RETRY_SCHEDULE_SECS=0,5,300`); an empty value is an
@@ -69,6 +69,12 @@ const OVERRIDES: &[Override] = &[
     ov("calls", "drain_timeout_secs", Kind::Integer),
     ov("webhooks", "retry_schedule_secs", Kind::IntegerList),
     ov("webhooks", "timeout_secs", Kind::Integer),
+    ov("log", "format", Kind::Text),
+    ov("log", "level", Kind::Text),
+    ov("cluster", "node_id", Kind::OptionalText),
+    ov("cluster", "secret", Kind::OptionalText),
+    ov("cluster", "lease_secs", Kind::Integer),
+    ov("cluster", "advertise_http", Kind::OptionalText),
 ];
 
 /// The variable that overrides `section.key`, e.g. `MASKLINE_RTP_PORT_MIN`.
@@ -235,6 +241,9 @@ mod tests {
     fn overrides_cover_every_section_key() {
         let mut config = Config::default();
         config.rtp.bind_address = Some(IpAddr::V4(Ipv4Addr::LOCALHOST));
+        config.cluster.node_id = Some("n".into());
+        config.cluster.secret = Some("s".into());
+        config.cluster.advertise_http = Some(config.http.listen);
         let table = match toml::Table::try_from(&config) {
             Ok(t) => t,
             Err(e) => panic!("serialize: {e}"),

@@ -16,16 +16,19 @@
 //! - [`load`]: file resolution, TOML parsing, turning errors into key paths.
 //! - [`env`]: the `MASKLINE_*` environment overrides.
 //! - [`validate`]: cross-field checks that name the key and the fix.
+//! - [`cluster`]: `[cluster]`, several nodes on one PostgreSQL.
 //! - [`error`]: [`ConfigError`] and [`ConfigProblem`].
 
 #![warn(missing_docs)]
 
+pub mod cluster;
 pub mod env;
 pub mod error;
 pub mod load;
 pub mod model;
 pub mod validate;
 
+pub use cluster::ClusterConfig;
 pub use error::{ConfigError, ConfigProblem};
 pub use load::{resolve_path, resolve_path_with_env, Loaded, CONFIG_ENV_VAR, DEFAULT_CONFIG_FILE};
 pub use model::*;

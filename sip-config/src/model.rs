@@ -29,6 +29,10 @@ pub struct Config {
     pub webhooks: WebhooksConfig,
     /// `[[users]]`: softphones allowed to REGISTER.
     pub users: Vec<UserConfig>,
+    /// `[log]`
+    pub log: LogConfig,
+    /// `[cluster]`: several nodes on one PostgreSQL (off by default).
+    pub cluster: crate::cluster::ClusterConfig,
 }
 
 impl Default for Config {
@@ -44,6 +48,8 @@ impl Default for Config {
             calls: CallsConfig::default(),
             webhooks: WebhooksConfig::default(),
             users: Vec::new(),
+            log: LogConfig::default(),
+            cluster: crate::cluster::ClusterConfig::default(),
         }
     }
 }
@@ -386,6 +392,40 @@ impl Default for WebhooksConfig {
     }
 }
 
+/// `[log]`: what `maskline serve` writes to stderr.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `text` (human-readable lines) or `json` (one JSON object per line,
+    /// for log shippers).
+    pub format: LogFormat,
+    /// Which events are written: a level (`error`, `warn`, `info`,
+    /// `debug`, `trace`) or `tracing` filter directives such as
+    /// `info,maskline_engine=debug`. `RUST_LOG`, when set, wins.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: LogFormat::Text,
+            level: "info".into(),
+        }
+    }
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines (default).
+    #[default]
+    Text,
+    /// One JSON object per line: `timestamp`, `level`, `target`, `fields`
+    /// (with `message`) and the active spans.
+    Json,
+}
+
 /// `[[users]]`: a softphone account.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
@@ -455,6 +495,13 @@ mod tests {
         );
         assert!(c.tenants.is_empty());
         assert!(c.users.is_empty());
+        assert_eq!(
+            c.log,
+            LogConfig {
+                format: LogFormat::Text,
+                level: "info".into()
+            }
+        );
         let t = TenantConfig::default();
         assert_eq!(
             (

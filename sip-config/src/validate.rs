@@ -23,6 +23,8 @@ pub fn validate(config: &Config) -> Result<(), Vec<ConfigProblem>> {
     check_tenants(&config.tenants, &mut problems);
     check_users(&config.users, &mut problems);
     check_timers(config, &mut problems);
+    check_log(config, &mut problems);
+    problems.0.extend(crate::cluster::check(config));
     if problems.0.is_empty() {
         Ok(())
     } else {
@@ -333,6 +335,39 @@ fn check_timers(config: &Config, p: &mut Problems) {
     }
 }
 
+/// `log.level`: a level or `target=level` directives, comma-separated.
+fn check_log(config: &Config, p: &mut Problems) {
+    const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+    let level = config.log.level.trim();
+    let directive_ok = |d: &str| {
+        let (target, lvl) = match d.rsplit_once('=') {
+            Some((t, l)) => (Some(t), l),
+            None => (None, d),
+        };
+        let target_ok = target.is_none_or(|t| {
+            !t.is_empty()
+                && t.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | ':' | '-' | '.'))
+        });
+        let lvl_ok = LEVELS.iter().any(|l| l.eq_ignore_ascii_case(lvl.trim()))
+            // A bare target (`maskline_engine`) means all its events.
+            || (target.is_none()
+                && lvl
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | ':' | '-' | '.')));
+        target_ok && lvl_ok && !d.is_empty()
+    };
+    if level.is_empty() || !level.split(',').map(str::trim).all(directive_ok) {
+        p.add(
+            "log.level",
+            format!(
+                "`{level}` is not a log filter; write a level (error, warn, info, debug, trace) \
+                 or directives such as `info,maskline_engine=debug`"
+            ),
+        );
+    }
+}
+
 fn e164_message(value: &str) -> String {
     format!("`{value}` is not an E.164 number; write `+`, the country code and the number (6–15 digits), e.g. +15550000001")
 }
@@ -588,5 +623,31 @@ mod tests {
                 "webhooks.timeout_secs"
             ]
         );
+    }
+
+    #[test]
+    fn log_level_filters() {
+        let mut c = Config::default();
+        for ok in [
+            "info",
+            "WARN",
+            "info,maskline_engine=debug",
+            "maskline=trace, tower_http=off",
+            "maskline_engine",
+        ] {
+            c.log.level = ok.into();
+            assert_eq!(problem_keys(&c), Vec::<String>::new(), "{ok}");
+        }
+        for bad in [
+            "",
+            "very loud",
+            "info,=debug",
+            "a=b=c",
+            "x=verbose",
+            "info;drop",
+        ] {
+            c.log.level = bad.into();
+            assert_eq!(problem_keys(&c), ["log.level"], "{bad:?}");
+        }
     }
 }

@@ -9,6 +9,7 @@
 mod calls;
 mod cluster;
 mod commands;
+mod flood;
 mod flows;
 mod harness;
 mod media;

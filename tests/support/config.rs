@@ -45,6 +45,10 @@ pub struct StartOptions {
     /// block's trunk port (when empty, that trunk is rendered as before).
     /// Each gets `trunk_transport` and `inbound_cidrs`.
     pub trunks: Vec<TrunkSpec>,
+    /// `[store] url`; `None`: a SQLite file in the instance's dir, or a
+    /// fresh PostgreSQL database when `MASKLINE_TEST_PG_URL` is set (see
+    /// [`crate::pg`]). Nodes of one cluster share a database this way.
+    pub store_url: Option<String>,
 }
 
 /// One `[[trunks]]` entry for tests with several trunks, keep-alive or
@@ -120,6 +124,7 @@ impl Default for StartOptions {
             users: Vec::new(),
             media_timeout_secs: None,
             trunks: Vec::new(),
+            store_url: None,
         }
     }
 }
@@ -205,7 +210,12 @@ ring_timeout_secs = {ring}
 "#,
             sip = ports.sip(),
             http = ports.http(),
-            store = quoted(&format!("sqlite://{dir}/maskline.db")),
+            store = quoted(
+                &self
+                    .store_url
+                    .clone()
+                    .unwrap_or_else(|| format!("sqlite://{dir}/maskline.db"))
+            ),
             recordings = quoted(&format!("{dir}/recordings")),
             key = quoted(API_KEY),
             numbers = list(&self.numbers),

@@ -25,6 +25,8 @@
 //! - `webhook_receiver`: `tests/webhooks/receiver.py`, a receiver that
 //!   checks signatures with PyPI's `standardwebhooks` ([`WebhookReceiver`])
 //! - `digest`: independent check of Digest credentials ([`digest::expected_response`])
+//! - `pg`: a fresh PostgreSQL database per instance when
+//!   `MASKLINE_TEST_PG_URL` is set ([`pg::PgDatabase`])
 //! - `wait`: bounded polling of a condition ([`wait_for`]) and the overall
 //!   bound of a test ([`bounded`])
 
@@ -36,6 +38,7 @@ pub mod digest;
 mod error;
 mod flows;
 pub mod media;
+pub mod pg;
 mod ports;
 mod rtp;
 mod server;

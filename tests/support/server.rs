@@ -13,6 +13,7 @@ use tokio::time::{sleep, Instant};
 use crate::api::Api;
 use crate::config::{StartOptions, API_KEY};
 use crate::error::{E2eError, Result};
+use crate::pg::PgDatabase;
 use crate::ports::PortBlock;
 use crate::wait::POLL_INTERVAL;
 
@@ -39,6 +40,9 @@ pub struct Maskline {
     log: PathBuf,
     bin: PathBuf,
     api: Api,
+    /// The instance's own PostgreSQL database (PostgreSQL pass, when the
+    /// test named no store): dropped after the process is gone.
+    db: Option<PgDatabase>,
 }
 
 /// The binary under test: `$MASKLINE_BIN`, else `maskline` in the cargo
@@ -56,8 +60,15 @@ pub fn binary_path() -> PathBuf {
 impl Maskline {
     /// Starts an instance with `opts` on a fresh block of ports and a fresh
     /// temp dir, and waits until `GET /healthz` answers 200.
-    pub async fn start(opts: StartOptions) -> Result<Maskline> {
+    pub async fn start(mut opts: StartOptions) -> Result<Maskline> {
         let bin = binary_path();
+        let db = match opts.store_url {
+            Some(_) => None,
+            None => PgDatabase::create()?,
+        };
+        if let Some(db) = &db {
+            opts.store_url = Some(db.url().to_string());
+        }
         if !bin.is_file() {
             return Err(E2eError::BinaryMissing(bin));
         }
@@ -82,6 +93,7 @@ impl Maskline {
             config,
             bin,
             api,
+            db,
         };
         ml.spawn()?;
         ml.wait_ready().await?;
@@ -235,6 +247,11 @@ impl Maskline {
         Ok(status)
     }
 
+    /// The process id of the running `maskline` (for `/proc/PID/status`).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// The block of ports of this instance.
     pub fn ports(&self) -> &PortBlock {
         &self.ports
@@ -282,6 +299,12 @@ impl Drop for Maskline {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
+        }
+        if let Some(db) = self.db.take() {
+            if std::env::var_os("MASKLINE_E2E_KEEP").is_some() {
+                eprintln!("keeping database {}", db.url());
+                std::mem::forget(db);
+            }
         }
         // Captured by libtest: shown only when the test fails.
         eprintln!(

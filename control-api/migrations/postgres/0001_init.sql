@@ -1,4 +1,4 @@
--- Maskline control-plane schema (PostgreSQL; untested for now). Times are BIGINT unix milliseconds.
+-- Maskline control-plane schema (PostgreSQL). Times are BIGINT unix milliseconds.
 -- Keep in step with migrations/sqlite/0001_init.sql.
 
 CREATE TABLE tenants (

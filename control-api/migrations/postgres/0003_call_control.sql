@@ -1,4 +1,4 @@
--- Call control, operations and webhooks (PostgreSQL; untested for now).
+-- Call control, operations and webhooks (PostgreSQL).
 -- Keep in step with migrations/sqlite/0003_call_control.sql.
 
 -- How a session's inbound calls are handled: bridged at once, or held

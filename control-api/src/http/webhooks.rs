@@ -67,7 +67,9 @@ pub async fn deliveries(
     Ok(Json(json!({ "data": data })))
 }
 
-fn validate_put(body: &Map<String, Value>) -> Result<String, ApiError> {
+/// Check a `PUT /v1/webhook` body: only `url`, an http(s) URL. Returns
+/// the URL.
+pub fn validate_put(body: &Map<String, Value>) -> Result<String, ApiError> {
     if let Some(key) = body.keys().find(|k| k.as_str() != "url") {
         return Err(ApiError::field(key, "unknown field"));
     }

@@ -199,7 +199,7 @@ pub fn is_known_cause(name: &str) -> bool {
 
 /// The command service. Cheap to clone.
 #[derive(Clone)]
-pub struct CommandService<D = EngineHandle> {
+pub struct CommandService<D = crate::cluster::Dispatcher> {
     store: Store,
     events: EventBus,
     engine: D,

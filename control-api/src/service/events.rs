@@ -20,6 +20,7 @@ use std::sync::Arc;
 use sqlx::{Any, AnyConnection, Transaction};
 use tokio::sync::{broadcast, watch, Mutex, Notify, OwnedMutexGuard};
 
+use crate::store::cluster_locks::{self, ClusterLock};
 use crate::store::events::{self, EventRow, NewEvent};
 use crate::store::{webhook_deliveries, Store, StoreError};
 use crate::util::time::Clock;
@@ -53,6 +54,10 @@ struct Inner {
     first_attempt_delay_ms: i64,
     wall: Clock,
     closing: watch::Sender<bool>,
+    /// Cluster mode: the node's event feed publishes every row (its own
+    /// and other nodes', in id order, read from the table); a commit only
+    /// wakes it. See `crate::cluster::feed`.
+    feed: std::sync::OnceLock<Arc<Notify>>,
 }
 
 impl std::fmt::Debug for EventBus {
@@ -77,6 +82,7 @@ impl EventBus {
                 first_attempt_delay_ms: first_attempt_delay_ms.max(0),
                 wall: Clock::system(),
                 closing,
+                feed: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -90,7 +96,9 @@ impl EventBus {
     /// `BEGIN`. Every transaction that appends events must start here.
     pub async fn begin(&self, store: &Store) -> Result<EventTx, StoreError> {
         let guard = self.inner.writer.clone().lock_owned().await;
-        let tx = store.begin().await?;
+        let mut tx = store.begin().await?;
+        // PostgreSQL: event ids commit in id order across nodes too.
+        cluster_locks::lock(&mut tx, ClusterLock::EventLog).await?;
         Ok(EventTx {
             tx,
             rows: Vec::new(),
@@ -120,6 +128,19 @@ impl EventBus {
     /// Ask every open SSE stream to end (graceful stop).
     pub fn close_streams(&self) {
         self.inner.closing.send_replace(true);
+    }
+
+    /// Cluster mode: from now on commits wake `feed` instead of publishing
+    /// their rows, and the feed publishes with [`EventBus::publish`]. Set
+    /// once, before events are written.
+    pub fn attach_feed(&self, feed: Arc<Notify>) {
+        let _ = self.inner.feed.set(feed);
+    }
+
+    /// Publish a committed row to the live subscribers (the cluster feed;
+    /// rows must come in id order).
+    pub fn publish(&self, row: Arc<EventRow>) {
+        let _ = self.inner.live.send(row);
     }
 
     /// Current number of live subscribers.
@@ -169,9 +190,13 @@ impl EventTx {
             _writer,
         } = self;
         tx.commit().await?;
-        for row in rows {
-            // No subscriber is not an error.
-            let _ = bus.inner.live.send(Arc::new(row));
+        if let Some(feed) = bus.inner.feed.get() {
+            feed.notify_one();
+        } else {
+            for row in rows {
+                // No subscriber is not an error.
+                let _ = bus.inner.live.send(Arc::new(row));
+            }
         }
         if queued > 0 {
             bus.notify_outbox();

@@ -38,15 +38,20 @@ pub async fn live_for_session(
 
 /// Take a queued call for dialling: `queued` → `ringing`, only while its
 /// session is not completed. False: cancelled, or the session ended.
+///
+/// On a cluster, the claiming node becomes the call's owner (`node_id`):
+/// it is the one that dials it.
 pub async fn claim(conn: &mut AnyConnection, id: &str) -> Result<bool, StoreError> {
-    let done = sqlx::query(
-        "UPDATE calls SET state = 'ringing' \
+    let sql = format!(
+        "UPDATE calls SET state = 'ringing', node_id = COALESCE({}, node_id) \
          WHERE id = $1 AND state = 'queued' AND ended_at IS NULL \
          AND EXISTS (SELECT 1 FROM sessions s WHERE s.id = calls.session_id AND s.state <> 'completed')",
-    )
-    .bind(id)
-    .execute(&mut *conn)
-    .await?;
+        super::current_node_sql(conn)
+    );
+    let done = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
     Ok(done.rows_affected() == 1)
 }
 

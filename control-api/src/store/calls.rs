@@ -142,13 +142,17 @@ pub async fn advance(
     Ok(done.rows_affected() == 1)
 }
 
-/// End a live call. Returns whether it changed.
+/// End a live call. Returns whether it changed. It ends in
+/// `state_if_answered` when the engine says it was answered or an answer
+/// was recorded; but an originated call's `answered_at` is only its first
+/// party's answer: unless it was bridged, it ends in `state_if_unanswered`.
 pub async fn end(conn: &mut AnyConnection, id: &str, e: &CallEnd<'_>) -> Result<bool, StoreError> {
     let done = sqlx::query(
         "UPDATE calls SET ended_at = $2, hangup_cause = $3, hangup_by = $4, sip_status = $5, \
          duration_ms = CASE WHEN answered_at IS NULL THEN 0 \
                             WHEN $2 > answered_at THEN $2 - answered_at ELSE 0 END, \
-         state = CASE WHEN answered_at IS NOT NULL OR $8 = 1 THEN $6 ELSE $7 END, \
+         state = CASE WHEN $8 = 1 OR (answered_at IS NOT NULL \
+                      AND (direction <> 'outbound' OR state = 'bridged')) THEN $6 ELSE $7 END, \
          quality = $9 \
          WHERE id = $1 AND ended_at IS NULL",
     )
@@ -216,11 +220,127 @@ pub async fn list_for_session(
     .await?)
 }
 
-/// Calls that never ended (left by a crash).
+/// This node's calls that never ended (left by a crash): on a cluster
+/// node, those it owns (and any without an owner); other nodes' live calls
+/// are theirs.
 pub async fn list_live(conn: &mut AnyConnection) -> Result<Vec<CallRow>, StoreError> {
+    let sql = format!(
+        "{} WHERE ended_at IS NULL AND (node_id IS NULL OR node_id = {}) ORDER BY started_at, id",
+        select_call!(""),
+        super::current_node_sql(conn)
+    );
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .fetch_all(&mut *conn)
+        .await?)
+}
+
+/// Live calls owned by node `node_id` (a dead node's, for its reaper).
+pub async fn list_live_on_node(
+    conn: &mut AnyConnection,
+    node_id: &str,
+) -> Result<Vec<CallRow>, StoreError> {
     Ok(sqlx::query_as(select_call!(
-        "WHERE ended_at IS NULL ORDER BY started_at, id"
+        "WHERE ended_at IS NULL AND node_id = $1 ORDER BY started_at, id"
     ))
+    .bind(node_id)
     .fetch_all(&mut *conn)
     .await?)
+}
+
+/// The node that owns call `id`: `None` when there is no such call,
+/// `Some(None)` when it has no owner (a single node's call).
+pub async fn owner(
+    conn: &mut AnyConnection,
+    id: &str,
+) -> Result<Option<Option<String>>, StoreError> {
+    Ok(
+        sqlx::query_scalar("SELECT node_id FROM calls WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::sessions::{self, SessionRow};
+    use crate::store::testing::{store, TempDir};
+    use crate::store::{numbers, tenants};
+
+    #[tokio::test]
+    async fn an_originated_call_ends_answered_only_once_bridged() {
+        let dir = TempDir::new("calls-end");
+        let s = store(&dir).await;
+        let mut c = s.pool().acquire().await.unwrap_or_else(|e| panic!("{e}"));
+        let limits = tenants::TenantLimits::from(&sip_config::TenantConfig::default());
+        tenants::insert(&mut c, "ten_1", "acme", &limits, 1)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        numbers::insert(&mut c, "+15550000001", "ten_1", 1)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let session = SessionRow {
+            id: "ses_1".into(),
+            tenant_id: "ten_1".into(),
+            masked_number: "+15550000001".into(),
+            party_a: "+14155550101".into(),
+            party_b: "+14155550202".into(),
+            record: 0,
+            ttl_minutes: 60,
+            state: "open".into(),
+            metadata: "{}".into(),
+            created_at: 1,
+            expires_at: 3_600_001,
+            completed_at: None,
+            completion_reason: None,
+            call_count: 0,
+            active_call_id: None,
+            inbound: "bridge".into(),
+        };
+        sessions::insert(&mut c, &session)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        // (call, direction, state reached with an answer recorded, final
+        // state when the engine says "not answered").
+        for (id, direction, reached, want) in [
+            ("cal_in", "inbound", "answered", "completed"),
+            ("cal_first_leg_only", "outbound", "answered", "failed"),
+            ("cal_bridged", "outbound", "bridged", "completed"),
+        ] {
+            let new = NewCall {
+                id,
+                session_id: "ses_1",
+                direction,
+                state: "ringing",
+                caller: "+14155550101",
+                callee: "+14155550202",
+                started_at: 10,
+            };
+            assert!(insert(&mut c, &new).await.unwrap_or(false));
+            assert!(
+                advance(&mut c, id, reached, &["ringing", "answered"], Some(20))
+                    .await
+                    .unwrap_or(false)
+            );
+            let ended = end(
+                &mut c,
+                id,
+                &CallEnd {
+                    ended_at: 30,
+                    cause: "USER_BUSY",
+                    by: "b",
+                    sip_status: Some(486),
+                    answered: false,
+                    state_if_answered: "completed",
+                    state_if_unanswered: "failed",
+                    quality: None,
+                },
+            )
+            .await;
+            assert!(ended.unwrap_or(false));
+            let state = get(&mut c, id).await.ok().flatten().map(|r| r.state);
+            assert_eq!(state.as_deref(), Some(want), "{id}");
+        }
+    }
 }

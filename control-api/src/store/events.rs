@@ -123,6 +123,31 @@ pub async fn list_after_for(
     .await?)
 }
 
+/// Every tenant's events with id greater than `after_id`, oldest first
+/// (a cluster node's event feed).
+pub async fn list_since(
+    conn: &mut AnyConnection,
+    after_id: i64,
+    limit: i64,
+) -> Result<Vec<EventRow>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT id, tenant_id, session_id, call_id, type, data, created_at FROM events \
+         WHERE id > $1 ORDER BY id LIMIT $2",
+    )
+    .bind(after_id)
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?)
+}
+
+/// The largest event id (0 when there is none).
+pub async fn max_id(conn: &mut AnyConnection) -> Result<i64, StoreError> {
+    let max: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM events")
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok(max.unwrap_or(0))
+}
+
 /// One event by id.
 pub async fn get(conn: &mut AnyConnection, id: i64) -> Result<Option<EventRow>, StoreError> {
     Ok(sqlx::query_as(

@@ -5,13 +5,20 @@
 //! Each submodule owns one table (or two closely tied ones) and exposes
 //! functions taking `&mut AnyConnection`, so services compose them inside
 //! one transaction (`let mut tx = store.begin().await?; …(&mut tx)…`).
+//!
+//! A clustered node ([`Store::open_node`], PostgreSQL only) sets
+//! `maskline.node_id` on each of its connections: the `node_id` column
+//! defaults of `calls` and `operations` record which node owns a row, and
+//! start-up recovery touches only this node's rows ([`current_node_sql`]).
 
 pub mod api_keys;
 pub mod call_queue;
 pub mod calls;
+pub mod cluster_locks;
 pub mod events;
 pub mod idempotency;
 pub mod listing;
+pub mod nodes;
 pub mod numbers;
 pub mod operations;
 pub mod registrations;
@@ -69,6 +76,9 @@ pub enum StoreError {
     /// A stored value is not what the schema promises (e.g. bad JSON).
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    /// A node id was given for a store that is not PostgreSQL.
+    #[error("cluster.node_id: a cluster needs [store] url = postgres://…")]
+    ClusterNeedsPostgres,
 }
 
 /// The database pool plus what the rest of the program needs to know about it.
@@ -87,12 +97,36 @@ impl Store {
     /// `mode=rwc`, WAL journal, `synchronous=FULL`, `busy_timeout` 5 s and
     /// foreign keys on.
     pub async fn open(url: &str) -> Result<Store, StoreError> {
+        Store::open_node(url, None).await
+    }
+
+    /// [`Store::open`] for the cluster node `node_id` (PostgreSQL only):
+    /// every connection sets `maskline.node_id`, which the `node_id`
+    /// column defaults read. `None`: a single node, as [`Store::open`].
+    pub async fn open_node(url: &str, node_id: Option<&str>) -> Result<Store, StoreError> {
         sqlx::any::install_default_drivers();
         let store = if let Some(rest) = strip_sqlite_scheme(url) {
+            if node_id.is_some() {
+                return Err(StoreError::ClusterNeedsPostgres);
+            }
             open_sqlite(rest).await?
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let node = node_id.map(str::to_string);
             let pool = AnyPoolOptions::new()
                 .max_connections(10)
+                .acquire_timeout(Duration::from_secs(10))
+                .after_connect(move |conn, _| {
+                    let node = node.clone();
+                    Box::pin(async move {
+                        if let Some(node) = node {
+                            sqlx::query("SELECT set_config('maskline.node_id', $1, false)")
+                                .bind(node)
+                                .execute(&mut *conn)
+                                .await?;
+                        }
+                        Ok(())
+                    })
+                })
                 .connect(url)
                 .await?;
             Store {
@@ -141,6 +175,23 @@ impl Store {
     /// Close every connection (waits for checked-out ones to come back).
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+}
+
+/// Whether `conn` talks to PostgreSQL (for the few statements whose best
+/// form differs: row locks, advisory locks, notifications).
+pub fn is_postgres(conn: &sqlx::AnyConnection) -> bool {
+    conn.backend_name().eq_ignore_ascii_case("postgresql")
+}
+
+/// SQL for the id of the node `conn` belongs to: the connection's
+/// `maskline.node_id` on PostgreSQL (NULL on a single node), `NULL` on
+/// SQLite. Rows with `node_id IS NULL OR node_id = <this>` are this node's.
+pub fn current_node_sql(conn: &sqlx::AnyConnection) -> &'static str {
+    if is_postgres(conn) {
+        "NULLIF(current_setting('maskline.node_id', true), '')"
+    } else {
+        "NULL"
     }
 }
 
@@ -259,14 +310,18 @@ async fn sqlite_pragmas(conn: &mut sqlx::AnyConnection) -> Result<(), sqlx::Erro
 
 #[cfg(test)]
 pub(crate) mod testing {
-    //! A throwaway SQLite store in a unique temp directory.
+    //! A throwaway store per test: SQLite in a unique temp directory, or,
+    //! when `MASKLINE_TEST_PG_URL` names a PostgreSQL server (the suite's
+    //! second pass), a fresh database on it named after that directory.
 
-    use std::path::PathBuf;
+    use std::path::{Path, PathBuf};
     use std::sync::atomic::{AtomicU32, Ordering};
+
+    use sqlx::{Connection, PgConnection};
 
     use super::Store;
 
-    /// A temp directory removed on drop.
+    /// A temp directory (and its PostgreSQL database, if any) removed on drop.
     pub struct TempDir(pub PathBuf);
 
     impl TempDir {
@@ -285,12 +340,80 @@ pub(crate) mod testing {
 
     impl Drop for TempDir {
         fn drop(&mut self) {
+            if let Some(server) = pg_server_url() {
+                let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", db_name(&self.0));
+                // Off the runtime: drop may run inside a test's runtime.
+                let _ = std::thread::spawn(move || {
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build();
+                    if let Ok(rt) = rt {
+                        rt.block_on(pg_execute(&server, &sql));
+                    }
+                })
+                .join();
+            }
             let _ = std::fs::remove_dir_all(&self.0);
         }
     }
 
-    /// Open a store on `dir/db/maskline.db`.
+    /// The PostgreSQL server of the second pass, if this is it.
+    pub fn pg_server_url() -> Option<String> {
+        std::env::var("MASKLINE_TEST_PG_URL")
+            .ok()
+            .filter(|u| !u.is_empty())
+    }
+
+    fn db_name(dir: &Path) -> String {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in dir.as_os_str().as_encoded_bytes() {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        format!("ml_unit_{h:016x}")
+    }
+
+    async fn pg_execute(server: &str, sql: &str) -> bool {
+        let Ok(mut conn) = PgConnection::connect(server).await else {
+            return false;
+        };
+        let ok = sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
+            .execute(&mut conn)
+            .await
+            .is_ok();
+        let _ = conn.close().await;
+        ok
+    }
+
+    /// The store of `dir`: on PostgreSQL when `MASKLINE_TEST_PG_URL` is
+    /// set (the same database each time for the same dir), else SQLite in
+    /// `dir/db/maskline.db`.
     pub async fn store(dir: &TempDir) -> Store {
+        let Some(server) = pg_server_url() else {
+            return sqlite_store(dir).await;
+        };
+        let name = db_name(&dir.0);
+        // Fails harmlessly when an earlier call for this dir created it.
+        pg_execute(&server, &format!("CREATE DATABASE {name}")).await;
+        let url = with_database(&server, &name);
+        Store::open(&url)
+            .await
+            .unwrap_or_else(|e| panic!("open {url}: {e}"))
+    }
+
+    /// `server` with its database path replaced by `/name`.
+    fn with_database(server: &str, name: &str) -> String {
+        let base = server.split('?').next().unwrap_or(server);
+        let authority = base.find("://").map_or(0, |i| i + 3);
+        let path = base
+            .get(authority..)
+            .and_then(|rest| rest.find('/'))
+            .map_or(base.len(), |i| authority + i);
+        format!("{}/{name}", base.get(..path).unwrap_or(base))
+    }
+
+    /// A SQLite store on `dir/db/maskline.db`, whatever the pass.
+    pub async fn sqlite_store(dir: &TempDir) -> Store {
         let url = format!("sqlite://{}/db/maskline.db", dir.0.display());
         Store::open(&url)
             .await
@@ -300,13 +423,13 @@ pub(crate) mod testing {
 
 #[cfg(test)]
 mod tests {
-    use super::testing::{store, TempDir};
+    use super::testing::{sqlite_store, TempDir};
     use super::*;
 
     #[tokio::test]
     async fn opens_sqlite_creating_dir_in_wal_mode_with_pragmas() {
         let dir = TempDir::new("open");
-        let s = store(&dir).await;
+        let s = sqlite_store(&dir).await;
         assert_eq!(s.backend(), Backend::Sqlite);
         assert!(dir.0.join("db/maskline.db").exists());
         assert_eq!(
@@ -332,7 +455,7 @@ mod tests {
         drop(conn);
         s.close().await;
         // Reopening runs the (already applied) migrations again without error.
-        let again = store(&dir).await;
+        let again = sqlite_store(&dir).await;
         again.close().await;
     }
 

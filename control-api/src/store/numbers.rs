@@ -5,7 +5,9 @@ use sqlx::AnyConnection;
 use super::StoreError;
 
 /// How often allocation retries after losing a race for the same number
-/// (only possible on PostgreSQL; SQLite serialises writers).
+/// (SQLite only: it serialises writers, so a lost race is a number taken
+/// between the sub-select and the update of another connection's
+/// statement; PostgreSQL skips locked rows instead).
 const ALLOCATE_ATTEMPTS: usize = 5;
 
 /// A pool number as stored.
@@ -25,22 +27,40 @@ pub struct NumberRow {
     pub removed_at: Option<i64>,
 }
 
+/// Allocation order: never-used numbers first, then the least recently
+/// released one.
+const FREE_IN_ORDER: &str = "SELECT e164 FROM numbers WHERE tenant_id = $2 AND session_id IS NULL \
+     AND removed_at IS NULL ORDER BY released_at IS NOT NULL, released_at, added_at, e164 LIMIT 1";
+
 /// Give a free number of `tenant_id` to `session_id`, exclusively: never-used
 /// numbers first, then the least recently released one. `None` when the
 /// tenant has no free number.
+///
+/// PostgreSQL: the candidate row is locked with `FOR UPDATE SKIP LOCKED`,
+/// so concurrent allocations (on any node) each take a different number
+/// without waiting for one another, and only an empty pool gives `None`.
 pub async fn allocate(
     conn: &mut AnyConnection,
     tenant_id: &str,
     session_id: &str,
 ) -> Result<Option<String>, StoreError> {
-    for _ in 0..ALLOCATE_ATTEMPTS {
-        let got: Option<String> = sqlx::query_scalar(
+    if super::is_postgres(conn) {
+        return Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
             "UPDATE numbers SET session_id = $1 \
-             WHERE e164 = (SELECT e164 FROM numbers WHERE tenant_id = $2 AND session_id IS NULL \
-                           AND removed_at IS NULL ORDER BY released_at IS NOT NULL, released_at, added_at, e164 LIMIT 1) \
-               AND session_id IS NULL \
-             RETURNING e164",
-        )
+             WHERE e164 = ({FREE_IN_ORDER} FOR UPDATE SKIP LOCKED) \
+             RETURNING e164"
+        )))
+        .bind(session_id)
+        .bind(tenant_id)
+        .fetch_optional(&mut *conn)
+        .await?);
+    }
+    for _ in 0..ALLOCATE_ATTEMPTS {
+        let got: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "UPDATE numbers SET session_id = $1 \
+             WHERE e164 = ({FREE_IN_ORDER}) AND session_id IS NULL \
+             RETURNING e164"
+        )))
         .bind(session_id)
         .bind(tenant_id)
         .fetch_optional(&mut *conn)
@@ -104,6 +124,14 @@ pub async fn list_for_tenant(
     .await?)
 }
 
+/// Every number of every pool, removed ones included (a cluster node's
+/// full route reload drops the routes of those no open session holds).
+pub async fn all(conn: &mut AnyConnection) -> Result<Vec<String>, StoreError> {
+    Ok(sqlx::query_scalar("SELECT e164 FROM numbers ORDER BY e164")
+        .fetch_all(&mut *conn)
+        .await?)
+}
+
 /// Add a number to a tenant's pool (the caller checked it is not owned).
 pub async fn insert(
     conn: &mut AnyConnection,
@@ -148,6 +176,66 @@ mod tests {
     use super::*;
     use crate::store::tenants::{self, TenantLimits};
     use crate::store::testing::{store, TempDir};
+
+    /// Concurrent allocations in open transactions: every one gets its own
+    /// number, and only an empty pool gives `None`. On PostgreSQL all
+    /// transactions hold their number until every one has allocated (a
+    /// barrier), which only works because locked rows are skipped.
+    #[tokio::test]
+    async fn concurrent_allocations_in_open_transactions_get_distinct_numbers() {
+        const TASKS: usize = 8;
+        let dir = TempDir::new("numbers-concurrent");
+        let s = store(&dir).await;
+        {
+            let mut c = s.pool().acquire().await.unwrap_or_else(|e| panic!("{e}"));
+            let limits = TenantLimits::from(&sip_config::TenantConfig::default());
+            tenants::insert(&mut c, "ten_1", "one", &limits, 0)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            for i in 0..10 {
+                insert(&mut c, &format!("+1555000{i:04}"), "ten_1", 1)
+                    .await
+                    .unwrap_or_else(|e| panic!("{e}"));
+            }
+        }
+        let pg = {
+            let c = s.pool().acquire().await.unwrap_or_else(|e| panic!("{e}"));
+            crate::store::is_postgres(&c)
+        };
+        let mut got = Vec::new();
+        for round in 0..2 {
+            let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(TASKS));
+            let tasks: Vec<_> = (0..TASKS)
+                .map(|i| {
+                    let s = s.clone();
+                    let barrier = barrier.clone();
+                    tokio::spawn(async move {
+                        let mut tx = s.begin().await.unwrap_or_else(|e| panic!("{e}"));
+                        let n = allocate(&mut tx, "ten_1", &format!("s{round}-{i}"))
+                            .await
+                            .unwrap_or_else(|e| panic!("{e}"));
+                        if pg {
+                            barrier.wait().await;
+                        }
+                        tx.commit().await.unwrap_or_else(|e| panic!("{e}"));
+                        n
+                    })
+                })
+                .collect();
+            for t in tasks {
+                let n = tokio::time::timeout(std::time::Duration::from_secs(20), t)
+                    .await
+                    .unwrap_or_else(|_| panic!("allocation blocked (round {round})"))
+                    .unwrap_or_else(|e| panic!("{e}"));
+                got.push(n);
+            }
+        }
+        let numbers: Vec<&String> = got.iter().flatten().collect();
+        let distinct: std::collections::HashSet<_> = numbers.iter().collect();
+        assert_eq!(numbers.len(), 10, "the whole pool is handed out: {got:?}");
+        assert_eq!(distinct.len(), 10, "never twice: {got:?}");
+        assert_eq!(got.iter().filter(|n| n.is_none()).count(), 2 * TASKS - 10);
+    }
 
     #[tokio::test]
     async fn allocates_never_used_first_then_least_recently_released() {

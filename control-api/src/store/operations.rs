@@ -142,11 +142,15 @@ pub async fn complete(
     .await?)
 }
 
-/// Ids of operations still `in_progress` (left by a stop or crash).
+/// Ids of this node's operations still `in_progress` (left by a stop or
+/// crash); on a cluster, other nodes' operations in flight are theirs.
 pub async fn list_in_progress(conn: &mut AnyConnection) -> Result<Vec<String>, StoreError> {
-    Ok(sqlx::query_scalar(
-        "SELECT id FROM operations WHERE status = 'in_progress' ORDER BY created_at, id",
-    )
-    .fetch_all(&mut *conn)
-    .await?)
+    let sql = format!(
+        "SELECT id FROM operations WHERE status = 'in_progress' \
+         AND (node_id IS NULL OR node_id = {}) ORDER BY created_at, id",
+        super::current_node_sql(conn)
+    );
+    Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .fetch_all(&mut *conn)
+        .await?)
 }

@@ -155,13 +155,18 @@ pub async fn list_not_completed(conn: &mut AnyConnection) -> Result<Vec<SessionR
 }
 
 /// Recovery: sessions left `active` by a crash go back to `open` with no
-/// live call. Returns how many changed.
+/// live call, except (on a cluster) those whose live call another node
+/// owns. Returns how many changed.
 pub async fn reset_active(conn: &mut AnyConnection) -> Result<u64, StoreError> {
-    let done = sqlx::query(
-        "UPDATE sessions SET state = 'open', active_call_id = NULL WHERE state = 'active'",
-    )
-    .execute(&mut *conn)
-    .await?;
+    let sql = format!(
+        "UPDATE sessions SET state = 'open', active_call_id = NULL WHERE state = 'active' \
+         AND NOT EXISTS (SELECT 1 FROM calls c WHERE c.id = sessions.active_call_id \
+             AND c.ended_at IS NULL AND c.node_id IS NOT NULL AND c.node_id <> {})",
+        super::current_node_sql(conn)
+    );
+    let done = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .execute(&mut *conn)
+        .await?;
     Ok(done.rows_affected())
 }
 

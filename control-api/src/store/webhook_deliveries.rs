@@ -87,6 +87,57 @@ pub async fn due(
     .await?)
 }
 
+/// Claim the pending deliveries due at `now_ms` (at most `limit`, oldest
+/// due first) for one attempt each: their `next_attempt_at` moves to
+/// `claim_until`, so no other worker (another node's) takes them until
+/// then; recording the attempt sets it for real. A worker that dies with
+/// a claim lets the delivery be retried at `claim_until`.
+///
+/// PostgreSQL: one statement whose rows are locked `FOR UPDATE SKIP
+/// LOCKED`, so concurrent workers claim disjoint batches without waiting.
+/// SQLite (one node, one worker): select, then move.
+pub async fn claim_due(
+    conn: &mut AnyConnection,
+    now_ms: i64,
+    limit: i64,
+    claim_until: i64,
+) -> Result<Vec<DueDelivery>, StoreError> {
+    let mut rows: Vec<DueDelivery> = if super::is_postgres(conn) {
+        sqlx::query_as(
+            "UPDATE webhook_deliveries d SET next_attempt_at = $3 \
+             FROM webhook_endpoints e \
+             WHERE e.id = d.endpoint_id AND d.id IN ( \
+                 SELECT d2.id FROM webhook_deliveries d2 \
+                 JOIN webhook_endpoints e2 ON e2.id = d2.endpoint_id \
+                 WHERE d2.status = 'pending' AND d2.next_attempt_at <= $1 \
+                   AND e2.disabled_at IS NULL \
+                 ORDER BY d2.next_attempt_at, d2.id LIMIT $2 \
+                 FOR UPDATE OF d2 SKIP LOCKED) \
+             RETURNING d.id, d.tenant_id, d.event_id, d.endpoint_id, d.attempts, e.url, e.secret",
+        )
+        .bind(now_ms)
+        .bind(limit)
+        .bind(claim_until)
+        .fetch_all(&mut *conn)
+        .await?
+    } else {
+        let rows = due(conn, now_ms, limit).await?;
+        for d in &rows {
+            sqlx::query(
+                "UPDATE webhook_deliveries SET next_attempt_at = $2 \
+                 WHERE id = $1 AND status = 'pending'",
+            )
+            .bind(d.id)
+            .bind(claim_until)
+            .execute(&mut *conn)
+            .await?;
+        }
+        rows
+    };
+    rows.sort_by_key(|d| d.id);
+    Ok(rows)
+}
+
 /// When the next pending delivery to an enabled endpoint is due, if any.
 pub async fn next_due_at(conn: &mut AnyConnection) -> Result<Option<i64>, StoreError> {
     Ok(sqlx::query_scalar(
@@ -247,4 +298,97 @@ pub async fn status_of(
     .bind(id)
     .fetch_optional(&mut *conn)
     .await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::events::{self, NewEvent};
+    use crate::store::tenants::{self, TenantLimits};
+    use crate::store::testing::{store, TempDir};
+    use crate::store::webhook_endpoints::{self, EndpointRow};
+
+    /// Workers claiming at once (each in its own transaction, as two nodes
+    /// would) get disjoint deliveries, and a claimed delivery is due again
+    /// only when its claim runs out.
+    #[tokio::test]
+    async fn concurrent_claims_are_disjoint_and_claims_expire() {
+        let dir = TempDir::new("deliveries-claim");
+        let s = store(&dir).await;
+        {
+            let mut c = s.pool().acquire().await.unwrap_or_else(|e| panic!("{e}"));
+            let limits = TenantLimits::from(&sip_config::TenantConfig::default());
+            tenants::insert(&mut c, "ten_1", "one", &limits, 0)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            let endpoint = EndpointRow {
+                id: "whe_1".into(),
+                tenant_id: "ten_1".into(),
+                url: "http://127.0.0.1:9/hooks".into(),
+                secret: "whsec_x".into(),
+                source: webhook_endpoints::SOURCE_API.into(),
+                created_at: 0,
+                updated_at: 0,
+                disabled_at: None,
+                disabled_reason: None,
+            };
+            webhook_endpoints::upsert(&mut c, &endpoint)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            let data = serde_json::json!({});
+            for _ in 0..10 {
+                let id = events::insert(
+                    &mut c,
+                    &NewEvent {
+                        tenant_id: "ten_1",
+                        session_id: None,
+                        call_id: None,
+                        kind: "session.created",
+                        data: &data,
+                        created_at: 0,
+                    },
+                )
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+                assert_eq!(enqueue(&mut c, "ten_1", id, 100, 0).await.ok(), Some(1));
+            }
+        }
+        let claims: Vec<_> = (0..2)
+            .map(|_| {
+                let s = s.clone();
+                tokio::spawn(async move {
+                    let mut tx = s.begin().await.unwrap_or_else(|e| panic!("{e}"));
+                    let got = claim_due(&mut tx, 1_000, 6, 60_000)
+                        .await
+                        .unwrap_or_else(|e| panic!("{e}"));
+                    tx.commit().await.unwrap_or_else(|e| panic!("{e}"));
+                    got.into_iter().map(|d| d.id).collect::<Vec<i64>>()
+                })
+            })
+            .collect();
+        let mut all = Vec::new();
+        for c in claims {
+            all.extend(c.await.unwrap_or_else(|e| panic!("{e}")));
+        }
+        all.sort_unstable();
+        let before = all.len();
+        all.dedup();
+        assert_eq!(
+            (before, all.len()),
+            (10, 10),
+            "disjoint and complete: {all:?}"
+        );
+
+        let mut c = s.pool().acquire().await.unwrap_or_else(|e| panic!("{e}"));
+        let again = claim_due(&mut c, 59_999, 16, 120_000)
+            .await
+            .unwrap_or_default();
+        assert!(again.is_empty(), "still claimed: {again:?}");
+        assert_eq!(next_due_at(&mut c).await.ok().flatten(), Some(60_000));
+        let expired = claim_due(&mut c, 60_000, 16, 120_000)
+            .await
+            .unwrap_or_default();
+        assert_eq!(expired.len(), 10, "claims ran out");
+        assert!(expired.iter().all(|d| d.url == "http://127.0.0.1:9/hooks"));
+    }
 }

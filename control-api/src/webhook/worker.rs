@@ -25,6 +25,8 @@ use crate::webhook::signature::{message_id, sign};
 const BATCH: i64 = 16;
 /// Longest sleep when nothing is due (a missed wake-up costs at most this).
 const MAX_IDLE: Duration = Duration::from_secs(60);
+/// Added to the request timeout for a claim on a delivery.
+const CLAIM_MARGIN_MS: i64 = 30_000;
 /// Pause after a store failure before trying again.
 const STORE_BACKOFF: Duration = Duration::from_secs(1);
 /// `User-Agent` of deliveries.
@@ -111,6 +113,7 @@ pub struct WebhookWorker {
     client: reqwest::Client,
     policy: RetryPolicy,
     clock: Clock,
+    request_timeout: Duration,
 }
 
 impl WebhookWorker {
@@ -120,8 +123,9 @@ impl WebhookWorker {
         bus: EventBus,
         config: &sip_config::WebhooksConfig,
     ) -> Result<Self, reqwest::Error> {
+        let request_timeout = Duration::from_secs(config.timeout_secs.max(1));
         let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(config.timeout_secs.max(1)))
+            .timeout(request_timeout)
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(USER_AGENT)
             .build()?;
@@ -131,6 +135,7 @@ impl WebhookWorker {
             client,
             policy: RetryPolicy::from_secs(&config.retry_schedule_secs),
             clock: Clock::system(),
+            request_timeout,
         })
     }
 
@@ -158,6 +163,14 @@ impl WebhookWorker {
         }
     }
 
+    /// How long a claimed delivery is kept from other workers (other
+    /// nodes): the request timeout plus a margin to record the attempt.
+    fn claim_ms(&self) -> i64 {
+        i64::try_from(self.request_timeout.as_millis())
+            .unwrap_or(i64::MAX)
+            .saturating_add(CLAIM_MARGIN_MS)
+    }
+
     /// How long nothing is due (capped at [`MAX_IDLE`]).
     async fn idle_wait(&self) -> Duration {
         let next = match self.store.pool().acquire().await {
@@ -181,7 +194,9 @@ impl WebhookWorker {
     pub async fn run_once(&self) -> Result<Batch, StoreError> {
         let due = {
             let mut conn = self.store.pool().acquire().await?;
-            deliveries::due(&mut conn, self.clock.now_ms(), BATCH).await?
+            let now = self.clock.now_ms();
+            deliveries::claim_due(&mut conn, now, BATCH, now.saturating_add(self.claim_ms()))
+                .await?
         };
         let mut batch = Batch {
             due: due.len(),
@@ -261,7 +276,12 @@ impl WebhookWorker {
             let reason = "the receiver answered 410 Gone";
             webhook_endpoints::disable(&mut tx, &d.endpoint_id, reason, now).await?;
             let dropped = deliveries::disable_pending(&mut tx, &d.endpoint_id, reason, now).await?;
-            tracing::warn!(tenant_id = %d.tenant_id, url = %d.url, dropped,
+            // The origin only: a webhook URL may carry a token in its
+            // path or query (Slack-style hooks), so it is never logged.
+            let origin = reqwest::Url::parse(&d.url)
+                .map(|u| u.origin().ascii_serialization())
+                .unwrap_or_default();
+            tracing::warn!(tenant_id = %d.tenant_id, endpoint = %origin, dropped,
                 "webhook endpoint disabled (410 Gone)");
         }
         tx.commit().await?;

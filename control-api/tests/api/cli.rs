@@ -22,8 +22,8 @@ fn text(b: &[u8]) -> String {
 fn write_config(dir: &TempDir, extra: &str) -> String {
     let path = dir.0.join("maskline.toml");
     let body = format!(
-        "[store]\nurl = \"sqlite://{}/data/maskline.db\"\n{extra}",
-        dir.0.display()
+        "[store]\nurl = \"{}\"\n{extra}",
+        crate::backend::store_url(&dir.0)
     );
     std::fs::write(&path, body).unwrap_or_else(|e| panic!("{e}"));
     path.display().to_string()
@@ -157,7 +157,7 @@ fn line<'a>(stdout: &'a str, prefix: &str) -> &'a str {
 }
 
 async fn key_works(dir: &TempDir, key: &str) -> bool {
-    let url = format!("sqlite://{}/data/maskline.db", dir.0.display());
+    let url = crate::backend::store_url(&dir.0);
     let store = maskline::store::Store::open(&url)
         .await
         .unwrap_or_else(|e| panic!("{e}"));

@@ -16,6 +16,7 @@ mod openapi;
 mod originate;
 mod receiver;
 mod sessions;
+mod shared_store;
 mod sse;
 mod sse_client;
 mod support;

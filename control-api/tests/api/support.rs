@@ -34,6 +34,7 @@ impl TempDir {
 
 impl Drop for TempDir {
     fn drop(&mut self) {
+        crate::backend::drop_for(&self.0);
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
@@ -54,7 +55,7 @@ pub fn config(dir: &Path) -> Config {
     let mut c = Config::default();
     c.sip.listen = "127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}"));
     c.http.listen = "127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}"));
-    c.store.url = format!("sqlite://{}/data/maskline.db", dir.display());
+    c.store.url = crate::backend::store_url(dir);
     c.recording.dir = dir.join("recordings");
     c.tenants = vec![
         tenant("acme", ACME_KEY, &ACME_NUMBERS),

@@ -47,30 +47,40 @@ pub enum StartError {
 /// Entry point of the engine.
 pub struct Engine;
 
+/// How many ephemeral ports to try when the config asks for port 0.
+const EPHEMERAL_ATTEMPTS: usize = 8;
+
+/// Bind SIP over UDP and TCP on one port. With port 0 the UDP socket picks
+/// the port; that port can already be in use for TCP (say, as a client
+/// connection's local port), so another one is tried.
+async fn bind_sip(listen: SocketAddr) -> Result<(UdpSocket, TcpListener, SocketAddr), StartError> {
+    let err = |addr, source| StartError::BindSip { addr, source };
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let socket = UdpSocket::bind(listen).await.map_err(|e| err(listen, e))?;
+        let sip_addr = socket.local_addr().map_err(|e| err(listen, e))?;
+        match TcpListener::bind(sip_addr).await {
+            Ok(tcp) => return Ok((socket, tcp, sip_addr)),
+            Err(e)
+                if listen.port() == 0
+                    && e.kind() == std::io::ErrorKind::AddrInUse
+                    && attempt < EPHEMERAL_ATTEMPTS =>
+            {
+                continue
+            }
+            Err(e) => return Err(err(sip_addr, e)),
+        }
+    }
+}
+
 impl Engine {
     /// Bind SIP (UDP) and prepare the RTP range per `config`, then run in the
     /// background on the current tokio runtime. Returns once SIP is
     /// listening; RTP ports are bound per call from the configured range.
     pub async fn start(config: &sip_config::Config) -> Result<Started, StartError> {
         let listen = config.sip.listen;
-        let socket = UdpSocket::bind(listen)
-            .await
-            .map_err(|source| StartError::BindSip {
-                addr: listen,
-                source,
-            })?;
-        let sip_addr = socket.local_addr().map_err(|source| StartError::BindSip {
-            addr: listen,
-            source,
-        })?;
-        // TCP on the same port as UDP (the port UDP actually got when the
-        // config asked for 0).
-        let tcp = TcpListener::bind(sip_addr)
-            .await
-            .map_err(|source| StartError::BindSip {
-                addr: sip_addr,
-                source,
-            })?;
+        let (socket, tcp, sip_addr) = bind_sip(listen).await?;
         let local = LocalIdentity {
             sent_by: format!(
                 "{}:{}",
