@@ -92,6 +92,7 @@ pub struct Running {
     workers: Vec<JoinHandle<()>>,
     drain_timeout: std::time::Duration,
     events_handled: tokio::sync::watch::Receiver<u64>,
+    cluster: Option<cluster::Cluster>,
 }
 
 /// Start everything per `config`; returns once HTTP is listening.
@@ -134,7 +135,7 @@ pub async fn start(
         events.clone(),
     );
     let dispatcher = cluster::Dispatcher::new(engine.clone(), cluster.clone());
-    let commands = CommandService::new(store.clone(), events.clone(), dispatcher, clock);
+    let commands = CommandService::new(store.clone(), events.clone(), dispatcher.clone(), clock);
     let recovery = recovery::recover(&sessions).await?;
     let interrupted = commands.recover().await?;
     if interrupted > 0 {
@@ -151,7 +152,7 @@ pub async fn start(
         handled_tx,
     ));
     let expiry_task = tokio::spawn(ttl::run_expiry(sessions.clone(), expired));
-    let cluster_tasks = cluster::spawn_workers(cluster.as_ref(), &sessions, &events);
+    let cluster_tasks = cluster::spawn_workers(cluster.as_ref(), &sessions, &commands, &events);
     let originate = OriginateService::new(sessions.clone(), engine.clone());
     let requeued = originate.resume().await?;
     if requeued > 0 {
@@ -186,11 +187,7 @@ pub async fn start(
             config.http.rate_limit_burst,
         ),
         originate,
-        recordings: RecordingService::new(
-            store.clone(),
-            engine.clone(),
-            config.recording.dir.clone(),
-        ),
+        recordings: RecordingService::new(store.clone(), dispatcher, config.recording.dir.clone()),
         store,
         sip_addr,
         http_addr,
@@ -208,6 +205,7 @@ pub async fn start(
     Ok(Running {
         drain_timeout: std::time::Duration::from_secs(config.calls.drain_timeout_secs),
         events_handled,
+        cluster,
         state,
         engine,
         dev_key,
@@ -291,8 +289,9 @@ impl Running {
     }
 
     /// Stop: SSE streams end, HTTP drains in-flight requests, workers stop,
-    /// the store closes. Timers need no saving: recovery re-arms them from
-    /// the store; pending webhook deliveries resume from the outbox.
+    /// a clustered node leaves its cluster, the store closes. Timers need no
+    /// saving: recovery re-arms them from the store; pending webhook
+    /// deliveries resume from the outbox.
     pub async fn shutdown(mut self) -> Result<(), ServeError> {
         self.state.originate.stop();
         self.drain_calls().await;
@@ -354,6 +353,13 @@ impl Running {
         for w in self.workers.drain(..) {
             w.abort();
             let _ = w.await;
+        }
+        // A clustered node leaves (unless calls of its are still live in the
+        // store), so that survivors do not wait for its lease to run out.
+        if let Some(cluster) = &self.cluster {
+            if let Err(e) = cluster::node::leave(cluster, &self.state.commands).await {
+                tracing::warn!(error = %e, "cannot leave the cluster; its lease will run out");
+            }
         }
         self.state.store.close().await;
     }

@@ -52,10 +52,12 @@ pub enum RouteDecision {
     NotAParty,
 }
 
-/// Concurrent map from masked E.164 number to its route.
+/// Concurrent map from masked E.164 number to its route, plus the
+/// sessions whose live call another node carries (on a cluster).
 #[derive(Debug, Clone, Default)]
 pub struct RouteTable {
     inner: Arc<DashMap<String, Route>>,
+    busy_elsewhere: Arc<DashMap<String, ()>>,
 }
 
 impl RouteTable {
@@ -90,6 +92,30 @@ impl RouteTable {
     /// Whether the table is empty.
     pub fn is_empty(&self) -> bool {
         self.inner.is_empty()
+    }
+
+    /// Mark (`busy = true`) or clear session `session_id` as having a live
+    /// call on another node of a cluster: while marked, INVITEs for it are
+    /// refused 486, as when this engine carries its call.
+    pub fn set_busy_elsewhere(&self, session_id: &str, busy: bool) {
+        if busy {
+            self.busy_elsewhere.insert(session_id.to_string(), ());
+        } else {
+            self.busy_elsewhere.remove(session_id);
+        }
+    }
+
+    /// Whether session `session_id` has a live call on another node.
+    pub fn is_busy_elsewhere(&self, session_id: &str) -> bool {
+        self.busy_elsewhere.contains_key(session_id)
+    }
+
+    /// The sessions marked busy on another node.
+    pub fn busy_elsewhere(&self) -> Vec<String> {
+        self.busy_elsewhere
+            .iter()
+            .map(|e| e.key().clone())
+            .collect()
     }
 
     /// Decide what to do with an INVITE for `dialled` (Request-URI user) from
@@ -169,5 +195,20 @@ mod tests {
             t.decide("+15550000001", "+14155550101"),
             RouteDecision::NoRoute
         );
+    }
+
+    #[test]
+    fn sessions_busy_elsewhere_are_marked_and_cleared_in_every_clone() {
+        let t = RouteTable::new();
+        let seen_by_sip = t.clone();
+        assert!(!seen_by_sip.is_busy_elsewhere("ses_1"));
+        t.set_busy_elsewhere("ses_1", true);
+        t.set_busy_elsewhere("ses_1", true);
+        assert!(seen_by_sip.is_busy_elsewhere("ses_1"));
+        assert!(!seen_by_sip.is_busy_elsewhere("ses_2"));
+        assert_eq!(seen_by_sip.busy_elsewhere(), ["ses_1"]);
+        t.set_busy_elsewhere("ses_1", false);
+        assert!(!seen_by_sip.is_busy_elsewhere("ses_1"));
+        assert!(seen_by_sip.busy_elsewhere().is_empty());
     }
 }

@@ -6,7 +6,10 @@
 //! test makes a fresh database, and both nodes use it, each with its own
 //! SIP, RTP and HTTP ports and `[cluster]` section.
 
+mod busy;
 mod kamailio;
+mod recording;
+mod stop;
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -84,6 +87,39 @@ pub async fn wait_routed(node: &Maskline, masked: &str, port: u16) -> Result<()>
         &format!("{masked} to be routed by the node at {}", node.sip_addr()),
         PROPAGATION,
         || async { Ok(status(403).await?.then_some(())) },
+    )
+    .await
+}
+
+/// What `node`'s busy-session worker last logged for `session_id`:
+/// `Some(true)` busy on another node, `Some(false)` no longer, `None`
+/// nothing (never marked).
+pub fn busy_logged(node: &Maskline, session_id: &str) -> Option<bool> {
+    const BUSY: &str = "session busy on another node";
+    const FREE: &str = "session no longer busy on another node";
+    let log = std::fs::read_to_string(node.dir().join("maskline.log")).unwrap_or_default();
+    log.lines()
+        .rev()
+        .filter(|l| l.contains(session_id))
+        .filter_map(|l| {
+            if l.contains(FREE) {
+                Some(false)
+            } else {
+                l.contains(BUSY).then_some(true)
+            }
+        })
+        .next()
+}
+
+/// Waits until `node` no longer refuses calls for `session_id` because of
+/// a call on another node. A call that just ended on one node leaves the
+/// session busy on the others until its `call.hangup` reaches them (tens
+/// of ms): a caller who redials at once may get a 486 meanwhile.
+pub async fn wait_not_busy(node: &Maskline, session_id: &str) -> Result<()> {
+    wait_for(
+        &format!("{session_id} to be free on the node at {}", node.sip_addr()),
+        PROPAGATION,
+        || async { Ok((busy_logged(node, session_id) != Some(true)).then_some(())) },
     )
     .await
 }
@@ -388,7 +424,9 @@ async fn kill_9_of_a_node_and_the_survivor_ends_its_calls() -> Result<()> {
         assert!(s.get("active_call_id").is_some_and(Value::is_null), "{s}");
         drop(call);
 
-        // The session is still routable through the survivor.
+        // The session is still routable through the survivor (once the
+        // hangup it wrote has freed the session there too).
+        wait_not_busy(&a, &session.id).await?;
         let mut again = call_through(&a, &session.masked_number).await?;
         again.exchange_rtp().await?;
         again.caller_hangs_up().await

@@ -4,7 +4,8 @@
 //! store. A node with a `node_id`:
 //!
 //! - registers in `nodes` and renews its lease every `lease_secs / 3`; a
-//!   survivor ends the calls of a node whose lease ran out ([`node`]);
+//!   survivor ends the calls (and fails the operations in flight) of a node
+//!   whose lease ran out; a clean stop leaves at once ([`node`]);
 //! - owns the calls it took: `calls.node_id` (see [`crate::store`]);
 //! - keeps every open session routable: route changes arrive by
 //!   `LISTEN maskline_routes`, with a full reload whenever the listening
@@ -14,12 +15,15 @@
 //!   its own commits ([`feed`]);
 //! - forwards a command for a call another node owns to that node's
 //!   internal HTTP route, authenticated with the cluster secret
-//!   ([`forward`], [`internal`]).
+//!   ([`forward`], [`internal`]); recording pause/resume too;
+//! - refuses (486) calls for a session whose live call another node
+//!   carries ([`busy`]).
 //!
 //! Number allocation (`FOR UPDATE SKIP LOCKED`), the webhook outbox claims
 //! (`SKIP LOCKED`), TTL expiry (a conditional update completes a session
 //! once) and event order (an advisory lock) are in the store and services.
 
+pub mod busy;
 pub mod feed;
 pub mod forward;
 pub mod internal;
@@ -31,6 +35,7 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
+use crate::service::commands::CommandService;
 use crate::service::events::EventBus;
 use crate::service::sessions::SessionService;
 use crate::store::{Store, StoreError};
@@ -176,19 +181,26 @@ pub async fn join(
 }
 
 /// Start the node's background work (after start-up recovery): lease
-/// renewal and the dead-node reaper, the route listener; plus the event
-/// feed started by [`join`]. Nothing when not clustered.
+/// renewal and the dead-node reaper, the route listener, the busy-session
+/// worker; plus the event feed started by [`join`]. Nothing when not
+/// clustered.
 pub fn spawn_workers(
     cluster: Option<&Cluster>,
     sessions: &SessionService,
+    commands: &CommandService,
     events: &EventBus,
 ) -> Vec<JoinHandle<()>> {
     let Some(cluster) = cluster else {
         return Vec::new();
     };
     let mut tasks = vec![
-        tokio::spawn(node::run(cluster.clone(), events.clone())),
+        tokio::spawn(node::run(cluster.clone(), events.clone(), commands.clone())),
         tokio::spawn(routes::run(cluster.clone(), sessions.clone())),
+        tokio::spawn(busy::run(
+            cluster.clone(),
+            events.clone(),
+            sessions.engine().clone(),
+        )),
     ];
     if let Some(feed) = cluster
         .inner

@@ -5,20 +5,27 @@
 //! update, so exactly one) ends its live calls: `failed`/`completed` with
 //! `NETWORK_OUT_OF_ORDER`, `hangup_by: system`, a `call.hangup` event each,
 //! and their sessions become `open` again (still routable through every
-//! other node).
+//! other node); the operations it was dispatching fail (`interrupted`, a
+//! `command.result` each), as start-up recovery fails a node's own.
+//!
+//! A clean stop ([`leave`], after the drain) ends the lease at once and
+//! marks the node as left: survivors never reap it.
 
 use std::time::Duration;
 
 use maskline_engine::HangupBy;
 
 use crate::cluster::Cluster;
+use crate::service::commands::{CommandService, Outcome};
 use crate::service::engine_events::call_event;
 use crate::service::events::EventBus;
 use crate::store::calls::{self, CallEnd};
-use crate::store::{nodes, sessions, StoreError};
+use crate::store::{nodes, operations, sessions, StoreError};
 
 /// Cause recorded on the calls of a node that died.
 pub const NODE_LOST_CAUSE: &str = "NETWORK_OUT_OF_ORDER";
+/// Error code of the operations a node could not finish.
+pub const INTERRUPTED: &str = "interrupted";
 /// Shortest renewal period.
 const MIN_PERIOD: Duration = Duration::from_millis(500);
 
@@ -44,19 +51,23 @@ pub fn renew_period(lease: Duration) -> Duration {
 
 /// Renew the lease and reap dead nodes, every [`renew_period`], until the
 /// task is aborted.
-pub async fn run(cluster: Cluster, events: EventBus) {
+pub async fn run(cluster: Cluster, events: EventBus, commands: CommandService) {
     let mut tick = tokio::time::interval(renew_period(cluster.lease()));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        if let Err(e) = beat(&cluster, &events).await {
+        if let Err(e) = beat(&cluster, &events, &commands).await {
             tracing::warn!(error = %e, "cluster lease renewal failed");
         }
     }
 }
 
 /// One renewal plus one look for dead nodes. Returns the calls ended.
-pub async fn beat(cluster: &Cluster, events: &EventBus) -> Result<usize, StoreError> {
+pub async fn beat(
+    cluster: &Cluster,
+    events: &EventBus,
+    commands: &CommandService,
+) -> Result<usize, StoreError> {
     let now = cluster.clock().now_ms();
     let dead = {
         let mut conn = cluster.store().pool().acquire().await?;
@@ -78,10 +89,62 @@ pub async fn beat(cluster: &Cluster, events: &EventBus) -> Result<usize, StoreEr
     let mut ended = 0;
     for id in dead {
         let n = reap(cluster, events, &id).await?;
-        tracing::warn!(dead_node = %id, calls_ended = n, "node lease expired: its calls are ended");
+        let failed = fail_operations(cluster, commands, &id).await?;
+        tracing::warn!(dead_node = %id, calls_ended = n, operations_failed = failed,
+            "node lease expired: its calls are ended");
         ended += n;
     }
     Ok(ended)
+}
+
+/// Fail (`interrupted`) every operation dead node `dead_id` was still
+/// dispatching: its result can no longer come. Returns how many.
+pub async fn fail_operations(
+    cluster: &Cluster,
+    commands: &CommandService,
+    dead_id: &str,
+) -> Result<usize, StoreError> {
+    let ids = {
+        let mut conn = cluster.store().pool().acquire().await?;
+        operations::list_in_progress_on_node(&mut conn, dead_id).await?
+    };
+    let outcome = Outcome::Failed {
+        code: INTERRUPTED,
+        message: format!("node {dead_id} died before the engine's result came"),
+    };
+    for id in &ids {
+        commands.record(id, &outcome).await?;
+    }
+    Ok(ids.len())
+}
+
+/// A clean stop, once the calls are drained and their hangups stored: the
+/// node's own operations still in progress fail (`interrupted`) and it
+/// leaves (its lease ends now; survivors never reap it). When calls of
+/// this node are still live in the store (the drain could not record
+/// them), it stays a member instead, so that a survivor ends them once its
+/// lease runs out. Returns whether it left.
+pub async fn leave(cluster: &Cluster, commands: &CommandService) -> Result<bool, StoreError> {
+    let live = {
+        let mut conn = cluster.store().pool().acquire().await?;
+        calls::list_live_on_node(&mut conn, cluster.node_id()).await?
+    };
+    if !live.is_empty() {
+        tracing::warn!(node_id = %cluster.node_id(), calls = live.len(),
+            "stopping with live calls in the store: not leaving the cluster, a survivor ends them when the lease runs out");
+        return Ok(false);
+    }
+    let interrupted = commands.recover().await?;
+    if interrupted > 0 {
+        tracing::warn!(
+            operations = interrupted,
+            "operations still in progress at the stop marked failed"
+        );
+    }
+    let mut conn = cluster.store().pool().acquire().await?;
+    nodes::leave(&mut conn, cluster.node_id(), cluster.clock().now_ms()).await?;
+    tracing::info!(node_id = %cluster.node_id(), "left the cluster");
+    Ok(true)
 }
 
 /// End every live call of dead node `dead_id`. Returns how many.

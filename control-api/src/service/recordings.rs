@@ -1,5 +1,7 @@
 //! Call recordings: where a tenant's finished recording is on disk, and
-//! pausing / resuming a live call's recording through the engine.
+//! pausing / resuming a live call's recording through the engine (on a
+//! cluster, the engine of the node that owns the call: the
+//! [`Dispatcher`](crate::cluster::Dispatcher) forwards it there).
 //!
 //! The engine writes `<[recording] dir>/<call_id>.wav` and reports it with
 //! `RecordingReady`, which sets the call's `recording_url`; until then the
@@ -8,7 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use maskline_engine::{Command, CommandError, EngineHandle};
+use maskline_engine::{Command, CommandError};
 
 use crate::service::commands::{Dispatch, COMMAND_TIMEOUT};
 use crate::store::calls::{self, CallRow};
@@ -73,7 +75,7 @@ pub struct RecordingFile {
 
 /// The recording service. Cheap to clone.
 #[derive(Clone)]
-pub struct RecordingService<D = EngineHandle> {
+pub struct RecordingService<D = crate::cluster::Dispatcher> {
     store: Store,
     engine: D,
     dir: PathBuf,

@@ -154,3 +154,18 @@ pub async fn list_in_progress(conn: &mut AnyConnection) -> Result<Vec<String>, S
         .fetch_all(&mut *conn)
         .await?)
 }
+
+/// Ids of node `node_id`'s operations still `in_progress`: after that node
+/// died, their result can no longer come.
+pub async fn list_in_progress_on_node(
+    conn: &mut AnyConnection,
+    node_id: &str,
+) -> Result<Vec<String>, StoreError> {
+    Ok(sqlx::query_scalar(
+        "SELECT id FROM operations WHERE status = 'in_progress' AND node_id = $1 \
+         ORDER BY created_at, id",
+    )
+    .bind(node_id)
+    .fetch_all(&mut *conn)
+    .await?)
+}

@@ -42,6 +42,17 @@ pub(crate) async fn receive_loop(shared: Arc<Shared>) {
 /// One SIP message (a UDP datagram or a framed TCP message) from `src`.
 pub(crate) async fn handle_datagram(shared: &Arc<Shared>, data: &[u8], src: Endpoint) {
     Metrics::inc(&shared.metrics.sip_messages);
+    // Every datagram from a source that is not a trunk spends its budget
+    // before anything is parsed: a flood costs a map lookup per packet, and
+    // a spoofed one cannot make us reflect 400s at its victim.
+    if !trusted_source(shared, src)
+        && !shared
+            .limiter
+            .allow(src.addr.ip(), std::time::Instant::now())
+    {
+        Metrics::inc(&shared.metrics.sip_dropped_rate_limited);
+        return;
+    }
     let msg = match message::parse(data) {
         Ok(m) => m,
         Err(e) => {
@@ -57,19 +68,9 @@ pub(crate) async fn handle_datagram(shared: &Arc<Shared>, data: &[u8], src: Endp
         return;
     };
     if let SipMessage::Request(req) = &msg {
-        // Scanners and floods from untrusted sources cost one parse and
-        // nothing else: no answer, no state.
+        // Scanners cost one parse and nothing else: no answer, no state.
         if is_scanner(req) {
             Metrics::inc(&shared.metrics.sip_dropped_scanner);
-            return;
-        }
-        if !trusted_source(shared, src)
-            && !shared.by_sip_call_id.contains_key(&call_id)
-            && !shared
-                .limiter
-                .allow(src.addr.ip(), std::time::Instant::now())
-        {
-            Metrics::inc(&shared.metrics.sip_dropped_rate_limited);
             return;
         }
     }
@@ -95,6 +96,16 @@ pub(crate) async fn handle_datagram(shared: &Arc<Shared>, data: &[u8], src: Endp
             return;
         }
     };
+    if req.method != Method::Ack && !supported_scheme(&req) {
+        // RFC 3261 §8.2.2.1 (RFC 4475 unkscm, novelsc).
+        let resp = message::response(&req, 416, Some(&ids::new_tag()), &[], None);
+        return reply(shared, &req, src, resp).await;
+    }
+    if matches!(req.method, Method::Options | Method::Register) {
+        if let Some(resp) = unsupported_extensions(&req) {
+            return reply(shared, &req, src, resp).await;
+        }
+    }
     match req.method {
         Method::Invite if message::to_tag(&req).is_none() => admit(shared, req, src).await,
         Method::Ack => {}
@@ -141,6 +152,41 @@ async fn reply(shared: &Shared, req: &Request, src: Endpoint, resp: rsipstack::s
 async fn reject(shared: &Shared, req: &Request, src: Endpoint, status: u16, cause: Option<&str>) {
     shared.metrics.rejected(status);
     shared.refuse(req, src, status, cause).await;
+}
+
+/// Request-URI schemes Maskline serves: `sip`, `sips`, `tel`.
+fn supported_scheme(req: &Request) -> bool {
+    use rsipstack::sip::uri::Scheme;
+    match &req.uri.scheme {
+        Some(Scheme::Sip | Scheme::Sips) => true,
+        Some(Scheme::Other(s)) => s.eq_ignore_ascii_case("tel"),
+        None => false,
+    }
+}
+
+/// We support no option tags but `timer` (no 100rel, …): a request that
+/// requires another is refused cleanly with 420 and `Unsupported` rather
+/// than half-handled (RFC 3261 §8.2.2.3).
+fn unsupported_extensions(req: &Request) -> Option<rsipstack::sip::Response> {
+    let required: Vec<String> = ["Require", "Proxy-Require"]
+        .iter()
+        .filter_map(|h| req.header_value(h))
+        .flat_map(|v| {
+            v.split(',')
+                .map(|t| t.trim().to_string())
+                .collect::<Vec<_>>()
+        })
+        .filter(|t| !t.is_empty() && !t.eq_ignore_ascii_case("timer"))
+        .collect();
+    (!required.is_empty()).then(|| {
+        message::response(
+            req,
+            420,
+            Some(&ids::new_tag()),
+            &[("Unsupported", required.join(", "))],
+            None,
+        )
+    })
 }
 
 /// Well-known SIP scanners (SIPVicious & co.) identify themselves.
@@ -194,18 +240,6 @@ async fn admit(shared: &Arc<Shared>, req: Request, src: Endpoint) {
     {
         return reject(shared, &req, src, 483, None).await;
     }
-    // We support no option tags (100rel, timer, …): refuse what the caller
-    // requires cleanly with 420 rather than half-handle it (RFC 3261 §8.2.2.3).
-    let required: Vec<String> = ["Require", "Proxy-Require"]
-        .iter()
-        .filter_map(|h| req.header_value(h))
-        .flat_map(|v| {
-            v.split(',')
-                .map(|t| t.trim().to_string())
-                .collect::<Vec<_>>()
-        })
-        .filter(|t| !t.is_empty() && !t.eq_ignore_ascii_case("timer"))
-        .collect();
     if let Some(t) = crate::b2bua::call::session_timer::SessionTimer::from_request(&req) {
         use crate::b2bua::call::session_timer::MIN_SE;
         if t.interval < MIN_SE {
@@ -219,14 +253,7 @@ async fn admit(shared: &Arc<Shared>, req: Request, src: Endpoint) {
             return reply(shared, &req, src, resp).await;
         }
     }
-    if !required.is_empty() {
-        let resp = message::response(
-            &req,
-            420,
-            Some(&ids::new_tag()),
-            &[("Unsupported", required.join(", "))],
-            None,
-        );
+    if let Some(resp) = unsupported_extensions(&req) {
         return reply(shared, &req, src, resp).await;
     }
     let Some(dialled) = message::uri_user(&req.uri).and_then(|u| e164::normalize(&u)) else {
@@ -272,7 +299,11 @@ async fn admit(shared: &Arc<Shared>, req: Request, src: Endpoint) {
         mailbox,
     };
     // One live call per session; the entry API makes the check-and-claim
-    // atomic against a concurrent INVITE.
+    // atomic against a concurrent INVITE. On a cluster, the session's call
+    // may be on another node (the control plane marks it).
+    if shared.routes.is_busy_elsewhere(&route.session_id) {
+        return reject(shared, &req, src, 486, Some("USER_BUSY")).await;
+    }
     match shared.by_session.entry(route.session_id.clone()) {
         dashmap::Entry::Occupied(_) => {
             return reject(shared, &req, src, 486, Some("USER_BUSY")).await

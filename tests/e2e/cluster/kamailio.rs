@@ -12,7 +12,7 @@ use maskline_e2e::{
     PARTY_A, PARTY_B, WAIT,
 };
 
-use super::{cluster_db, two_nodes, wait_routed};
+use super::{cluster_db, two_nodes, wait_not_busy, wait_routed};
 
 /// Kamailio's probing interval in the test (seconds).
 const PING_INTERVAL: u64 = 1;
@@ -243,6 +243,10 @@ async fn kamailio_spreads_calls_over_two_nodes_and_skips_a_dead_one() -> Result<
             call.exchange_rtp().await?;
             call.caller_hangs_up().await?;
             took.push(i);
+            // The other node learns of the hangup before the next call.
+            for node in [&a, &b] {
+                wait_not_busy(node, &session.id).await?;
+            }
         }
         took.sort_unstable();
         assert_eq!(took, [0, 1], "one call on each node");
@@ -255,6 +259,7 @@ async fn kamailio_spreads_calls_over_two_nodes_and_skips_a_dead_one() -> Result<
             assert_eq!(i, 0);
             call.exchange_rtp().await?;
             call.caller_hangs_up().await?;
+            wait_not_busy(&a, &session.id).await?;
         }
         drop(kam);
         Ok(())
