@@ -315,6 +315,18 @@ pub enum CommandError {
 
 pub(crate) type CommandEnvelope = (Command, oneshot::Sender<Result<CommandReply, CommandError>>);
 
+/// Why SIP does not take new calls (see [`EngineHandle::sip_ready`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SipNotReady {
+    /// The engine is gone: its SIP socket is closed.
+    #[error("the SIP engine is not running")]
+    Stopped,
+    /// SIGTERM drain: new INVITEs get 503 while live calls finish.
+    #[error("draining")]
+    Draining,
+}
+
 /// Cloneable handle to a running engine.
 #[derive(Clone)]
 pub struct EngineHandle {
@@ -361,6 +373,20 @@ impl EngineHandle {
                 .unwrap_or(0);
         }
         m
+    }
+
+    /// Whether SIP takes new calls (for `/readyz`): the engine is running,
+    /// so its SIP socket is bound, and it is not draining.
+    pub fn sip_ready(&self) -> Result<(), SipNotReady> {
+        let shared = self.live.upgrade().ok_or(SipNotReady::Stopped)?;
+        shared
+            .socket
+            .local_addr()
+            .map_err(|_| SipNotReady::Stopped)?;
+        if shared.draining.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(SipNotReady::Draining);
+        }
+        Ok(())
     }
 
     /// The routing table (read access, for diagnostics and tests).

@@ -38,6 +38,6 @@ pub mod trunks;
 pub use driver::engine::{Engine, StartError, Started};
 pub use handle::{
     Command, CommandError, CommandReply, Direction, EngineEvent, EngineHandle, HangupBy,
-    MediaStats, OriginateRequest, RegistrationEvent,
+    MediaStats, OriginateRequest, RegistrationEvent, SipNotReady,
 };
 pub use routing::{Route, RouteDecision, RouteTable};

@@ -14,6 +14,7 @@ mod flows;
 mod harness;
 mod media;
 mod originate;
+mod readiness;
 mod rejects;
 mod restart;
 mod robustness;
@@ -22,6 +23,7 @@ mod sessions;
 mod softphones;
 mod transcoding;
 mod trunks;
+mod webhook_crash;
 mod webhooks;
 
 use std::net::{IpAddr, SocketAddr};

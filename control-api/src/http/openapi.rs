@@ -247,6 +247,15 @@ fn paths() -> Value {
             "responses": { "200": ok("healthy", json!({ "type": "object",
                 "required": ["status", "sip", "http"], "properties": {
                     "status": { "type": "string" }, "sip": { "type": "string" }, "http": { "type": "string" } } })) } } },
+        "/readyz": { "get": { "summary": "Readiness: the store answers and SIP takes calls (not draining)", "tags": ["Operations"],
+            "responses": {
+                "200": ok("ready", json!({ "type": "object", "required": ["status"],
+                    "properties": { "status": { "const": "ready" } } })),
+                "503": { "description": "not ready", "content": { "application/json": { "schema": {
+                    "type": "object", "required": ["status", "reason", "message"], "properties": {
+                        "status": { "const": "not_ready" },
+                        "reason": { "enum": ["store_timeout", "store_unavailable", "sip_stopped", "draining"] },
+                        "message": { "type": "string" } } } } } } } } },
         "/metrics": { "get": { "summary": "Prometheus metrics (text exposition format)", "tags": ["Operations"],
             "responses": { "200": { "description": "metrics",
                 "content": { "text/plain": { "schema": { "type": "string" } } } } } } },

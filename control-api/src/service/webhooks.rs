@@ -88,7 +88,7 @@ pub async fn put(
         .await?
         .ok_or_else(|| StoreError::Corrupt("webhook endpoint vanished".into()))?;
     tx.commit().await?;
-    tracing::info!(tenant_id, url, "webhook endpoint set");
+    tracing::info!(tenant_id, endpoint = %crate::webhook::log_origin(url), "webhook endpoint set");
     Ok(stored)
 }
 
@@ -169,12 +169,12 @@ pub async fn apply_config(
                         source,
                     }
                 })?;
-                tracing::info!(tenant = %t.name, url = %url, secret_file = %path.display(),
+                tracing::info!(tenant = %t.name, endpoint = %crate::webhook::log_origin(url), secret_file = %path.display(),
                     "webhook endpoint configured; its signing secret is in the secret file");
             }
             (Some(url), Some(e)) if &e.url != url => {
                 endpoints::set_url(&mut tx, &tenant.id, url, now).await?;
-                tracing::info!(tenant = %t.name, url = %url, "webhook URL changed (secret kept)");
+                tracing::info!(tenant = %t.name, endpoint = %crate::webhook::log_origin(url), "webhook URL changed (secret kept)");
             }
             (None, Some(e)) if e.source == SOURCE_CONFIG => {
                 remove(&mut tx, now, &tenant.id).await?;

@@ -276,11 +276,7 @@ impl WebhookWorker {
             let reason = "the receiver answered 410 Gone";
             webhook_endpoints::disable(&mut tx, &d.endpoint_id, reason, now).await?;
             let dropped = deliveries::disable_pending(&mut tx, &d.endpoint_id, reason, now).await?;
-            // The origin only: a webhook URL may carry a token in its
-            // path or query (Slack-style hooks), so it is never logged.
-            let origin = reqwest::Url::parse(&d.url)
-                .map(|u| u.origin().ascii_serialization())
-                .unwrap_or_default();
+            let origin = super::log_origin(&d.url);
             tracing::warn!(tenant_id = %d.tenant_id, endpoint = %origin, dropped,
                 "webhook endpoint disabled (410 Gone)");
         }

@@ -1,13 +1,14 @@
-//! Per-source request budget (token bucket per IP) for sources that are
-//! not trunks: a softphone re-registering or calling stays far below it, a
-//! REGISTER/OPTIONS flood from one address is dropped after the burst.
+//! Per-source budget (token bucket per IP) for sources that are not
+//! trunks, spent by every datagram before it is parsed: a softphone
+//! re-registering or calling stays far below it, a flood from one address
+//! (junk, REGISTER/OPTIONS scanners) is dropped after the burst.
 
 use std::net::IpAddr;
 use std::time::Instant;
 
 use dashmap::DashMap;
 
-/// Sustained out-of-dialog requests per second per source.
+/// Sustained datagrams per second per source.
 pub(crate) const PER_SECOND: f64 = 20.0;
 /// Requests a source may send at once.
 pub(crate) const BURST: f64 = 60.0;

@@ -88,6 +88,25 @@ pub(crate) async fn authenticate(
 
 /// Handle an out-of-dialog REGISTER.
 pub(crate) async fn on_register(shared: &Arc<Shared>, req: Request, src: Endpoint) {
+    // The address of record is a SIP or SIPS URI (RFC 3261 §10.2; RFC
+    // 4475 unksm2): anything else is a bad request, not a challenge.
+    let to_is_sip = req
+        .to_header()
+        .ok()
+        .and_then(|t| t.uri().ok())
+        .is_some_and(|u| {
+            matches!(
+                u.scheme,
+                Some(rsipstack::sip::uri::Scheme::Sip | rsipstack::sip::uri::Scheme::Sips)
+            )
+        });
+    if !to_is_sip {
+        let resp = message::response(&req, 400, Some(&ids::new_tag()), &[], None);
+        shared
+            .send(response_endpoint(&req, src), &resp.to_bytes())
+            .await;
+        return;
+    }
     let user = match authenticate(shared, &req, src, "Authorization", 401).await {
         Authn::User(u) => u,
         Authn::Challenged => return,

@@ -30,6 +30,37 @@ pub enum MessageError {
     /// The message is larger than [`MAX_MESSAGE_SIZE`].
     #[error("message too large")]
     TooLarge,
+    /// A `Content-Length` is not a number, or two of them disagree.
+    #[error("invalid Content-Length")]
+    BadContentLength,
+    /// The datagram ends before the body its `Content-Length` announces
+    /// (RFC 3261 §18.3: 400 for a request, drop a response).
+    #[error("body shorter than its Content-Length")]
+    Truncated,
+    /// A header that may appear once appears more than once.
+    #[error("more than one {0} header")]
+    Repeated(&'static str),
+    /// The request line is not `Method SP Request-URI SP SIP-Version`.
+    #[error("malformed request line")]
+    BadStartLine,
+    /// A SIP version other than 2.0 (answered 505).
+    #[error("SIP version not supported")]
+    VersionNotSupported,
+    /// An extension method Maskline does not implement (answered 501).
+    #[error("method {0} not implemented")]
+    UnknownMethod(String),
+}
+
+impl MessageError {
+    /// Status and reason phrase of the stateless answer to a request that
+    /// failed with this error: 505, 501, else 400.
+    pub fn status(&self) -> (u16, &'static str) {
+        match self {
+            MessageError::VersionNotSupported => (505, "Version Not Supported"),
+            MessageError::UnknownMethod(_) => (501, "Not Implemented"),
+            _ => (400, "Bad Request"),
+        }
+    }
 }
 
 /// Parse a datagram and check what every later layer relies on: Via (with a
@@ -38,14 +69,71 @@ pub fn parse(data: &[u8]) -> Result<SipMessage, MessageError> {
     if data.len() > MAX_MESSAGE_SIZE {
         return Err(MessageError::TooLarge);
     }
-    let msg = rsipstack::sip::parser::parse_message(data)
+    let head = super::head::check(data)?;
+    let mut msg = rsipstack::sip::parser::parse_message(data)
         .map_err(|e| MessageError::Parse(e.to_string()))?;
     validate(&msg)?;
+    if let Some(head) = head {
+        if head.content_length.is_none() {
+            // No Content-Length on a datagram: the body is the rest of it
+            // (RFC 3261 §18.3); rsip would read none.
+            let rest = data.get(head.body_start..).unwrap_or_default().to_vec();
+            match &mut msg {
+                SipMessage::Request(r) => r.body = rest,
+                SipMessage::Response(r) => r.body = rest,
+            }
+        }
+    }
+    if let SipMessage::Request(req) = &mut msg {
+        // rsip keeps the user part %-escaped but escapes it again when
+        // writing: store it decoded so that what we send is what came.
+        if let Some(auth) = req.uri.auth.as_mut() {
+            if let Some(user) = percent_decode(&auth.user) {
+                auth.user = user;
+            }
+        }
+    }
     Ok(msg)
 }
 
+/// `%XX` escapes decoded (RFC 3261 §19.1.2); `None` when the text has no
+/// valid escape to decode or decodes to something that is not UTF-8.
+pub fn percent_decode(s: &str) -> Option<String> {
+    if !s.contains('%') {
+        return None;
+    }
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    let mut decoded = false;
+    while let Some(&b) = bytes.get(i) {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (b, hex) {
+            (b'%', Some(v)) => {
+                out.push(v);
+                decoded = true;
+                i += 3;
+            }
+            _ => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    if !decoded {
+        return None;
+    }
+    String::from_utf8(out).ok()
+}
+
 fn validate(msg: &SipMessage) -> Result<(), MessageError> {
-    top_via_branch(msg).ok_or(MessageError::MissingHeader("Via"))?;
+    // A bare magic cookie names no transaction (RFC 4475 badbranch).
+    top_via_branch(msg)
+        .filter(|b| b != "z9hG4bK")
+        .ok_or(MessageError::MissingHeader("Via"))?;
     msg.from_header()
         .map_err(|_| MessageError::MissingHeader("From"))?;
     msg.to_header()
@@ -84,31 +172,47 @@ pub fn top_via_branch(msg: &impl HeadersExt) -> Option<String> {
 
 /// Tag of the From header.
 pub fn from_tag(msg: &impl HeadersExt) -> Option<String> {
-    msg.from_header()
-        .ok()?
-        .tag()
-        .ok()
-        .flatten()
-        .map(|t| t.to_string())
+    header_tag(msg.from_header().ok()?.value())
 }
 
 /// Tag of the To header.
 pub fn to_tag(msg: &impl HeadersExt) -> Option<String> {
-    msg.to_header()
-        .ok()?
-        .tag()
-        .ok()
-        .flatten()
-        .map(|t| t.to_string())
+    header_tag(msg.to_header().ok()?.value())
 }
 
-/// User part of a URI (`sip:+1555@host` → `+1555`; `tel:+1555` → `+1555`).
+/// The `tag` parameter of a From/To value, with the LWS RFC 3261 allows
+/// around `;` and `=` (`<sip:a@b> ;  tag = 1`, RFC 4475 wsinv).
+pub fn header_tag(value: &str) -> Option<String> {
+    let (_, params) = split_name_addr(value)?;
+    split_params(params).find_map(|p| {
+        let (name, tag) = p.split_once('=')?;
+        let tag = tag.trim();
+        (name.trim().eq_ignore_ascii_case("tag") && !tag.is_empty()).then(|| tag.to_string())
+    })
+}
+
+/// User part of a URI (`sip:+1555@host` → `+1555`; `tel:+1555` → `+1555`),
+/// `%XX` escapes decoded (`sip:%2B1555@host` → `+1555`).
 pub fn uri_user(uri: &Uri) -> Option<String> {
     if let Some(user) = uri.user() {
-        return Some(user.to_string());
+        return Some(percent_decode(user).unwrap_or_else(|| user.to_string()));
+    }
+    let text = uri.to_string();
+    // rsip reads `sip:user;par=x@host` (RFC 4475 semiuri) as host `user`
+    // with parameters: the user part is everything before the last `@`.
+    for scheme in ["sip:", "sips:"] {
+        if let Some(rest) = text
+            .get(..scheme.len())
+            .filter(|s| s.eq_ignore_ascii_case(scheme))
+            .and_then(|_| text.get(scheme.len()..))
+        {
+            let rest = rest.split('?').next().unwrap_or_default();
+            return rest
+                .rsplit_once('@')
+                .map(|(user, _)| percent_decode(user).unwrap_or_else(|| user.to_string()));
+        }
     }
     // tel: URIs carry the number as the host part.
-    let text = uri.to_string();
     text.strip_prefix("tel:")
         .map(|rest| rest.split(';').next().unwrap_or("").to_string())
 }
@@ -291,17 +395,39 @@ pub fn has_sdp(msg: &impl HeadersExt, body: &[u8]) -> bool {
 /// the text is a request whose Via, From, To, Call-ID and CSeq lines can be
 /// found, echo them back; otherwise `None` (drop it).
 pub fn bad_request_for(data: &[u8], reason: &str) -> Option<Vec<u8>> {
-    let text = std::str::from_utf8(data.get(..data.len().min(MAX_MESSAGE_SIZE))?).ok()?;
-    let head = text.split("\r\n\r\n").next()?;
+    stateless_reply(data, (400, "Bad Request"), reason)
+}
+
+/// The stateless answer to a request [`parse`] rejected with `error`:
+/// 505 for another SIP version, 501 for an unknown method, else 400 (see
+/// [`MessageError::status`]); `None` when it cannot be addressed (a
+/// response, an ACK, or no Via/From/To/Call-ID/CSeq to echo): drop it.
+pub fn error_response_for(data: &[u8], error: &MessageError) -> Option<Vec<u8>> {
+    stateless_reply(data, error.status(), &error.to_string())
+}
+
+fn stateless_reply(data: &[u8], (status, phrase): (u16, &str), reason: &str) -> Option<Vec<u8>> {
+    let data = data.get(..data.len().min(MAX_MESSAGE_SIZE))?;
+    // Only the header section must be text; a body may be binary.
+    let head = match data.windows(4).position(|w| w == b"\r\n\r\n") {
+        Some(end) => data.get(..end)?,
+        None => data,
+    };
+    let head = std::str::from_utf8(head).ok()?;
     let mut lines = head.split("\r\n");
     let start = lines.next()?;
-    if start.starts_with("SIP/") || !start.ends_with("SIP/2.0") {
+    let version = start.trim_end().rsplit(' ').next().unwrap_or_default();
+    if start.starts_with("SIP/")
+        || !version
+            .get(..4)
+            .is_some_and(|v| v.eq_ignore_ascii_case("SIP/"))
+    {
         return None;
     }
     if start.starts_with("ACK ") {
         return None; // never answer an ACK
     }
-    let mut out = String::from("SIP/2.0 400 Bad Request\r\n");
+    let mut out = format!("SIP/2.0 {status} {phrase}\r\n");
     let mut found = [false; 5];
     let wanted = [
         ("via", "v"),
@@ -316,7 +442,10 @@ pub fn bad_request_for(data: &[u8], reason: &str) -> Option<Vec<u8>> {
         };
         let name = name.trim().to_ascii_lowercase();
         for (i, (long, short)) in wanted.iter().enumerate() {
-            if name == *long || (!short.is_empty() && name == *short) {
+            let named = name == *long || (!short.is_empty() && name == *short);
+            // Every Via goes back; of the others only the first (a
+            // message may carry two From headers, RFC 4475 multi01).
+            if named && (i == 0 || !found[i]) {
                 found[i] = true;
                 let canonical = ["Via", "From", "To", "Call-ID", "CSeq"][i];
                 out.push_str(canonical);
@@ -461,6 +590,62 @@ Content-Length: 0\r\n\r\n";
         let ours = response(&req, 486, Some("xyz"), &[], None);
         let tsx = crate::sip::transaction::build_response(&req, status, Some("xyz"));
         assert_eq!(ours.to_bytes(), tsx.to_bytes());
+    }
+
+    #[test]
+    fn escaped_users_and_spaced_tags() {
+        assert_eq!(percent_decode("%2B1555%20x").as_deref(), Some("+1555 x"));
+        assert_eq!(percent_decode("100%"), None);
+        assert_eq!(percent_decode("%ff"), None, "not UTF-8");
+        let text = INVITE.replace("INVITE sip:+15550000001@", "INVITE sip:%2B15550000001@");
+        let SipMessage::Request(req) = parse(text.as_bytes()).unwrap() else {
+            panic!()
+        };
+        assert_eq!(uri_user(&req.uri).as_deref(), Some("+15550000001"));
+        assert!(String::from_utf8_lossy(&req.to_bytes())
+            .starts_with("INVITE sip:+15550000001@127.0.0.1:5060 SIP/2.0\r\n"));
+        assert_eq!(
+            header_tag("\"A;tag=no\" <sip:a@b;tag=no> ;  TAG = x1 ;y").as_deref(),
+            Some("x1")
+        );
+        assert_eq!(header_tag("sip:a@b;tag="), None);
+        let uri = rsipstack::sip::Uri::try_from("sip:user;par=u%40ex.net@ex.com").unwrap();
+        assert_eq!(uri_user(&uri).as_deref(), Some("user;par=u@ex.net"));
+    }
+
+    #[test]
+    fn stateless_answers_by_error() {
+        let v7 = INVITE.replace("SIP/2.0\r\nVia", "SIP/7.0\r\nVia");
+        let err = parse(v7.as_bytes()).unwrap_err();
+        let out = String::from_utf8(error_response_for(v7.as_bytes(), &err).unwrap()).unwrap();
+        assert!(
+            out.starts_with("SIP/2.0 505 Version Not Supported\r\n"),
+            "{out}"
+        );
+        let ext = INVITE
+            .replace("INVITE sip:", "FROB sip:")
+            .replace("314159 INVITE", "314159 FROB");
+        let err = parse(ext.as_bytes()).unwrap_err();
+        assert_eq!(err, MessageError::UnknownMethod("FROB".into()));
+        let out = String::from_utf8(error_response_for(ext.as_bytes(), &err).unwrap()).unwrap();
+        assert!(out.starts_with("SIP/2.0 501 Not Implemented\r\n"), "{out}");
+        // A binary body does not stop the 400.
+        let mut bin = INVITE
+            .replace("Content-Length: 0", "Content-Length: 3")
+            .into_bytes();
+        bin.extend_from_slice(&[0xff, 0xfe]);
+        let err = parse(&bin).unwrap_err();
+        assert_eq!(err, MessageError::Truncated);
+        assert!(error_response_for(&bin, &err).is_some());
+    }
+
+    #[test]
+    fn no_content_length_means_the_rest_of_the_datagram() {
+        let text = INVITE.replace("Content-Length: 0\r\n\r\n", "\r\nv=0\r\n");
+        let SipMessage::Request(req) = parse(text.as_bytes()).unwrap() else {
+            panic!()
+        };
+        assert_eq!(req.body, b"v=0\r\n");
     }
 
     #[test]

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod dialog;
 pub mod e164;
 pub mod framing;
+mod head;
 pub mod ids;
 pub mod message;
 pub mod q850;
