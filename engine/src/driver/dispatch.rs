@@ -304,13 +304,18 @@ async fn admit(shared: &Arc<Shared>, req: Request, src: Endpoint) {
     if shared.routes.is_busy_elsewhere(&route.session_id) {
         return reject(shared, &req, src, 486, Some("USER_BUSY")).await;
     }
-    match shared.by_session.entry(route.session_id.clone()) {
-        dashmap::Entry::Occupied(_) => {
-            return reject(shared, &req, src, 486, Some("USER_BUSY")).await
-        }
+    // Decide inside the entry (a shard write lock), await only after it is
+    // released: holding it across the 486 send could block every worker
+    // thread that touches the shard (a deadlock seen at 2000 calls/s).
+    let busy = match shared.by_session.entry(route.session_id.clone()) {
+        dashmap::Entry::Occupied(_) => true,
         dashmap::Entry::Vacant(v) => {
             v.insert(call.clone());
+            false
         }
+    };
+    if busy {
+        return reject(shared, &req, src, 486, Some("USER_BUSY")).await;
     }
     let Some([a_ports, b_ports]) = shared.ports.allocate_n::<2>() else {
         shared.by_session.remove(&route.session_id);
