@@ -143,6 +143,18 @@ fn check_store_and_recording(config: &Config, p: &mut Problems) {
             ),
         );
     }
+    if let Some((_, query)) = url.strip_prefix("sqlite:").and_then(|r| r.split_once('?')) {
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let ok = matches!(pair.split_once('='), Some(("synchronous", v))
+                if v.eq_ignore_ascii_case("full") || v.eq_ignore_ascii_case("normal"));
+            if !ok {
+                p.add(
+                    "store.url",
+                    format!("unsupported SQLite option `{pair}`; only ?synchronous=full (default) or ?synchronous=normal"),
+                );
+            }
+        }
+    }
     if config.recording.dir.as_os_str().is_empty() {
         p.add(
             "recording.dir",
@@ -472,7 +484,15 @@ mod tests {
                 "recording.dir"
             ]
         );
-        for url in ["sqlite::memory:", "postgres://a@b/c", "postgresql://a@b/c"] {
+        c = Config::default();
+        c.store.url = "sqlite://x.db?synchronous=off".into();
+        assert_eq!(problem_keys(&c), ["store.url"]);
+        for url in [
+            "sqlite::memory:",
+            "sqlite://x.db?synchronous=normal",
+            "postgres://a@b/c",
+            "postgresql://a@b/c",
+        ] {
             c = Config::default();
             c.store.url = url.into();
             assert_eq!(problem_keys(&c), Vec::<String>::new(), "{url}");

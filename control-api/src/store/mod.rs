@@ -64,6 +64,11 @@ pub enum StoreError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// An option in a `sqlite://…?…` URL other than `synchronous=full|normal`.
+    #[error(
+        "store.url: unsupported SQLite option `{0}` (only synchronous=full or synchronous=normal)"
+    )]
+    SqliteOption(String),
     /// The SQLite path is not valid UTF-8.
     #[error("store.url: path {0} is not valid UTF-8")]
     NonUtf8Path(PathBuf),
@@ -230,12 +235,13 @@ fn encode_path(path: &str) -> String {
 }
 
 async fn open_sqlite(rest: &str) -> Result<Store, StoreError> {
-    let path_part = rest.split('?').next().unwrap_or("");
+    let (path_part, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let sync = synchronous_from(query)?;
     if path_part.is_empty() || path_part == ":memory:" {
         // One connection, or every pooled connection would see its own database.
         let pool = AnyPoolOptions::new()
             .max_connections(1)
-            .after_connect(|conn, _| Box::pin(async move { sqlite_pragmas(conn).await }))
+            .after_connect(move |conn, _| Box::pin(async move { sqlite_pragmas(conn, sync).await }))
             .connect("sqlite::memory:")
             .await?;
         return Ok(Store {
@@ -280,7 +286,7 @@ async fn open_sqlite(rest: &str) -> Result<Store, StoreError> {
     let pool = AnyPoolOptions::new()
         .max_connections(4)
         .acquire_timeout(Duration::from_secs(10))
-        .after_connect(|conn, _| Box::pin(async move { sqlite_pragmas(conn).await }))
+        .after_connect(move |conn, _| Box::pin(async move { sqlite_pragmas(conn, sync).await }))
         .connect_with(options)
         .await?;
     Ok(Store {
@@ -290,16 +296,38 @@ async fn open_sqlite(rest: &str) -> Result<Store, StoreError> {
     })
 }
 
-/// Per-connection SQLite settings.
+/// `?synchronous=full|normal` of a `sqlite://` URL (default `full`).
 ///
-/// `synchronous = FULL`: every commit is fsynced (WAL included) before it
-/// returns, so a session acknowledged with 201 survives a crash or power
-/// loss; `NORMAL` in WAL mode could lose the last commits, i.e. sessions the
-/// client believes exist. The cost is one fsync per write, fine at control
-/// plane rates.
-async fn sqlite_pragmas(conn: &mut sqlx::AnyConnection) -> Result<(), sqlx::Error> {
+/// - `full` (default): every commit is fsynced (WAL included) before it
+///   returns, so a session acknowledged with 201 survives a crash or a
+///   power loss. The cost is one fsync per write (about 125 session
+///   creates per second on the benchmark machine's disk).
+/// - `normal`: in WAL mode commits survive a process crash (`kill -9`) but
+///   the last ones can be lost on a power cut or kernel panic; writes no
+///   longer wait for the disk. For deployments where the creates per
+///   second matter more (see BENCHMARKS.md).
+fn synchronous_from(query: &str) -> Result<&'static str, StoreError> {
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=') {
+            Some(("synchronous", v)) if v.eq_ignore_ascii_case("full") => {
+                return Ok("PRAGMA synchronous = FULL")
+            }
+            Some(("synchronous", v)) if v.eq_ignore_ascii_case("normal") => {
+                return Ok("PRAGMA synchronous = NORMAL")
+            }
+            _ => return Err(StoreError::SqliteOption(pair.to_string())),
+        }
+    }
+    Ok("PRAGMA synchronous = FULL")
+}
+
+/// Per-connection SQLite settings; `sync` from [`synchronous_from`].
+async fn sqlite_pragmas(
+    conn: &mut sqlx::AnyConnection,
+    sync: &'static str,
+) -> Result<(), sqlx::Error> {
     for pragma in [
-        "PRAGMA synchronous = FULL",
+        sync,
         "PRAGMA busy_timeout = 5000",
         "PRAGMA foreign_keys = ON",
     ] {
@@ -425,6 +453,27 @@ pub(crate) mod testing {
 mod tests {
     use super::testing::{sqlite_store, TempDir};
     use super::*;
+
+    #[test]
+    fn sqlite_synchronous_option() {
+        assert_eq!(synchronous_from("").ok(), Some("PRAGMA synchronous = FULL"));
+        assert_eq!(
+            synchronous_from("synchronous=normal").ok(),
+            Some("PRAGMA synchronous = NORMAL")
+        );
+        assert_eq!(
+            synchronous_from("synchronous=FULL").ok(),
+            Some("PRAGMA synchronous = FULL")
+        );
+        assert!(matches!(
+            synchronous_from("synchronous=off"),
+            Err(StoreError::SqliteOption(_))
+        ));
+        assert!(matches!(
+            synchronous_from("cache=shared"),
+            Err(StoreError::SqliteOption(_))
+        ));
+    }
 
     #[tokio::test]
     async fn opens_sqlite_creating_dir_in_wal_mode_with_pragmas() {
