@@ -307,18 +307,19 @@ async fn open_sqlite(rest: &str) -> Result<Store, StoreError> {
 ///   longer wait for the disk. For deployments where the creates per
 ///   second matter more (see BENCHMARKS.md).
 fn synchronous_from(query: &str) -> Result<&'static str, StoreError> {
+    let mut sync = "PRAGMA synchronous = FULL";
     for pair in query.split('&').filter(|p| !p.is_empty()) {
-        match pair.split_once('=') {
+        sync = match pair.split_once('=') {
             Some(("synchronous", v)) if v.eq_ignore_ascii_case("full") => {
-                return Ok("PRAGMA synchronous = FULL")
+                "PRAGMA synchronous = FULL"
             }
             Some(("synchronous", v)) if v.eq_ignore_ascii_case("normal") => {
-                return Ok("PRAGMA synchronous = NORMAL")
+                "PRAGMA synchronous = NORMAL"
             }
             _ => return Err(StoreError::SqliteOption(pair.to_string())),
-        }
+        };
     }
-    Ok("PRAGMA synchronous = FULL")
+    Ok(sync)
 }
 
 /// Per-connection SQLite settings; `sync` from [`synchronous_from`].
