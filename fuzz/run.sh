@@ -17,6 +17,8 @@
 # Environment:
 #   FUZZ_SANITIZER   cargo-fuzz --sanitizer (default: none; `address` also
 #                    works but builds slower: the targets are safe Rust)
+#   FUZZ_DEV=1       build unoptimised (--dev): a cold build several times
+#                    faster, fewer executions per second (fuzz/ci.sh)
 #   FUZZ_TARGET_DIR  where the fuzz build goes (default: fuzz/target); point
 #                    CI at a directory that outlives the checkout to skip
 #                    the cold build (~8 CPU-minutes) on later runs
@@ -66,6 +68,12 @@ seed() {
 }
 
 build_args=(--sanitizer "$sanitizer" --debug-assertions)
+profile=release
+if [ "${FUZZ_DEV:-0}" = 1 ]; then
+    # Unoptimised: builds several times faster, runs slower (CI's short runs).
+    build_args=(--sanitizer "$sanitizer" --dev)
+    profile=debug
+fi
 target_dir=${FUZZ_TARGET_DIR:-fuzz/target}
 if [ -n "${FUZZ_TARGET_DIR:-}" ]; then
     build_args+=(--target-dir "$FUZZ_TARGET_DIR")
@@ -80,7 +88,7 @@ else
 fi
 build_secs=$(($(date +%s) - build_start))
 triple=$(rustc -vV | sed -n 's/^host: //p')
-bindir="$target_dir/$triple/release"
+bindir="$target_dir/$triple/$profile"
 mkdir -p fuzz/logs
 
 rows=()

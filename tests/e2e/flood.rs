@@ -36,14 +36,15 @@ const PACKETS: u64 = 1_000_000;
 /// long enough for a call to go through in the middle of it, short enough
 /// to leave the other tests of a parallel run some CPU.
 const RATE_PER_SEC: u64 = 80_000;
-/// The flood must be read within this.
-const FLOOD_LIMIT: Duration = Duration::from_secs(42);
+/// The flood must be read within this (about 18 s on a quiet 2-core
+/// machine; CI shares the cores with a fuzz build and the other tests).
+const FLOOD_LIMIT: Duration = Duration::from_secs(150);
 /// Source addresses of the flood (127.0.1.1 …): none is a trunk.
 const SOURCES: u8 = 64;
 /// Every this many datagrams one is 65,000 bytes (over Maskline's limit).
 const OVERSIZED_EVERY: u64 = 4096;
 /// The whole test, start to finish.
-const LIMIT: Duration = Duration::from_secs(55);
+const LIMIT: Duration = Duration::from_secs(180);
 /// Resident memory may grow this much over the flood (buffers, the
 /// per-source table, the call's allocations) and no more.
 const RSS_SLACK_KB: u64 = 48 * 1024;
@@ -275,7 +276,7 @@ async fn a_million_bad_packets_leave_memory_flat_and_a_call_goes_through() -> Re
             std::thread::spawn(move || flood(target, mark_from, &sent, &stop))
         };
         // Once a tenth of the flood is out, a real call goes through.
-        wait_for("the flood to be under way", Duration::from_secs(20), || {
+        wait_for("the flood to be under way", Duration::from_secs(60), || {
             let n = sent.load(Ordering::Relaxed);
             let ended = flooder.is_finished();
             async move { Ok((n >= PACKETS / 10 || ended).then_some(())) }

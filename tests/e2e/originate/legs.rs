@@ -51,7 +51,15 @@ impl NeverDialled {
 async fn originated(t: &TwoTrunks, first: Party) -> Result<String> {
     let (status, call) = t.originate(first).await?;
     assert_eq!(status, 201, "originate: {call}");
-    assert_eq!(str_field(&call, "state"), Some("ringing"), "{call}");
+    // The response shows the call as stored when it is read back: a first
+    // party that answers at once may already have moved it on.
+    assert!(
+        matches!(
+            str_field(&call, "state"),
+            Some("ringing" | "answered" | "bridged")
+        ),
+        "{call}"
+    );
     assert_eq!(str_field(&call, "direction"), Some("outbound"), "{call}");
     assert_eq!(str_field(&call, "caller"), Some(first.number()), "{call}");
     assert_eq!(
