@@ -23,6 +23,7 @@ fn two_calls_relay_media_both_ways() {
         trunk: lo(25180),
         rtp_ports: (41000, 41099),
         media_base: 41100,
+        gen_sockets: 2,
         engine_threads: 1,
         generator_threads: 1,
         concurrency: 2,
@@ -30,6 +31,7 @@ fn two_calls_relay_media_both_ways() {
         // Exercise the recording path too (its cost is measured with
         // `relay-load --record`, not asserted here).
         record: true,
+        rtpengine: None,
     };
     let report = match load::run(&config) {
         Ok(r) => r,

@@ -198,6 +198,21 @@ fn main() -> ExitCode {
             r,
         );
     }
+
+    if wanted("udp_forward_floor") {
+        match maskline_benches::floor::udp_forward_floor(Duration::from_secs(2)) {
+            Ok(f) => println!(
+                "{:<22} {:>10.0} {:>10}   CPU ns per packet of a bare recv_from + send_to forwarder \
+on loopback ({} packets, {:.0} packets/s): the floor of a 2-syscall relay",
+                "udp_forward_floor",
+                f.us_per_packet * 1000.0,
+                "-",
+                f.forwarded,
+                f.pps
+            ),
+            Err(e) => eprintln!("udp_forward_floor: {e}"),
+        }
+    }
     ExitCode::SUCCESS
 }
 

@@ -27,6 +27,11 @@ USAGE: relay-load [OPTIONS]
   --rtp-min PORT         engine RTP range start              [40000]
   --rtp-max PORT         engine RTP range end                [49999]
   --media-base PORT      first generator media port          [50000]
+  --gen-sockets K        generator media sockets per side, shared by
+                         the calls round-robin                [16]
+  --rtpengine NG_ADDR     relay through rtpengine (ng protocol at NG_ADDR)
+                         instead of an in-process Maskline engine
+  --rtpengine-pid PID    rtpengine's pid (CPU and RSS from /proc/PID)
   -h, --help             this text
 ";
 
@@ -34,7 +39,7 @@ USAGE: relay-load [OPTIONS]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Parsed {
     /// Run with this config.
-    Run(LoadConfig),
+    Run(Box<LoadConfig>),
     /// Print [`USAGE`].
     Help,
 }
@@ -80,6 +85,7 @@ fn seconds(flag: &str, v: Option<String>) -> Result<Duration, ArgsError> {
 pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Parsed, ArgsError> {
     let mut c = LoadConfig::default();
     let mut args = args.into_iter();
+    let (mut ng, mut pid): (Option<SocketAddr>, Option<u32>) = (None, None);
     while let Some(flag) = args.next() {
         let f = flag.as_str();
         match f {
@@ -98,10 +104,19 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Parsed, Args
             "--rtp-min" => c.rtp_ports.0 = value(f, args.next())?,
             "--rtp-max" => c.rtp_ports.1 = value(f, args.next())?,
             "--media-base" => c.media_base = value(f, args.next())?,
+            "--gen-sockets" => c.gen_sockets = value(f, args.next())?,
+            "--rtpengine" => ng = Some(value(f, args.next())?),
+            "--rtpengine-pid" => pid = Some(value(f, args.next())?),
             _ => return Err(ArgsError::Unknown(flag)),
         }
     }
-    Ok(Parsed::Run(c))
+    c.rtpengine = match (ng, pid) {
+        (Some(ng), Some(pid)) => Some(super::RtpengineTarget { ng, pid }),
+        (None, None) => None,
+        (Some(_), None) => return Err(ArgsError::MissingValue("--rtpengine-pid".into())),
+        (None, Some(_)) => return Err(ArgsError::MissingValue("--rtpengine".into())),
+    };
+    Ok(Parsed::Run(Box::new(c)))
 }
 
 #[cfg(test)]
@@ -123,7 +138,7 @@ mod tests {
         assert_eq!(c.media, Duration::from_millis(2500));
         assert_eq!(c.sip.port(), 5999);
         assert_eq!(c.rtp_ports, (30000, 49999));
-        assert_eq!(parse(""), Ok(Parsed::Run(LoadConfig::default())));
+        assert_eq!(parse(""), Ok(Parsed::Run(Box::default())));
         assert_eq!(parse("--help"), Ok(Parsed::Help));
     }
 
@@ -142,5 +157,13 @@ mod tests {
             Err(ArgsError::BadValue { .. })
         ));
         assert_eq!(parse("--bogus"), Err(ArgsError::Unknown("--bogus".into())));
+        assert_eq!(
+            parse("--rtpengine 127.0.0.1:2223"),
+            Err(ArgsError::MissingValue("--rtpengine-pid".into()))
+        );
+        let Ok(Parsed::Run(c)) = parse("--rtpengine 127.0.0.1:2223 --rtpengine-pid 42") else {
+            panic!("did not parse")
+        };
+        assert_eq!(c.rtpengine.map(|r| r.pid), Some(42));
     }
 }

@@ -10,7 +10,8 @@
 //! | 12–19 | send time, ns since the run's epoch (u64 BE) |
 //! | 20–23 | call index (u32 BE) |
 //! | 24 | direction (0 = A→B, 1 = B→A) |
-//! | 25–171 | PCMU silence (0xFF) |
+//! | 25–171 | PCMU 0x55 (a steady non-zero level: a recording of these
+//! streams has no silent 20 ms frame except where a packet is missing) |
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -59,13 +60,16 @@ pub struct Stream {
     pub dir: Dir,
 }
 
-/// A receiving socket: packets of call `index` travelling `dir` arrive here.
+/// A receiving socket: packets travelling `dir` of the calls `i` with
+/// `i % slots == slot` arrive here (sockets are shared between calls).
 #[derive(Debug, Clone)]
 pub struct Sink {
     /// The socket.
     pub socket: Arc<UdpSocket>,
-    /// Call index it belongs to.
-    pub index: u32,
+    /// Which calls it receives for: `i % slots == slot`.
+    pub slot: u32,
+    /// Number of distinct sockets per side.
+    pub slots: u32,
     /// Direction of the packets it receives.
     pub dir: Dir,
     /// Its receive buffer and latency histogram.
@@ -105,6 +109,9 @@ pub struct DirStats {
     pub sent: u64,
     /// Sends that failed.
     pub send_errors: u64,
+    /// Packets not sent because the generator fell behind by more than a
+    /// packet interval (it never bursts to catch up).
+    pub skipped: u64,
     /// Packets received at the right socket.
     pub received: u64,
     /// Packets received at a socket of another call or direction.
@@ -144,7 +151,7 @@ pub fn fill_packet(buf: &mut [u8; PACKET_LEN], index: u32, dir: Dir, seq: u16, s
     buf[12..20].copy_from_slice(&sent_ns.to_be_bytes());
     buf[20..24].copy_from_slice(&index.to_be_bytes());
     buf[24] = dir.byte();
-    buf[25..].fill(0xFF);
+    buf[25..].fill(0x55);
 }
 
 /// Read (send time ns, call index, direction byte) from a received packet.
@@ -195,10 +202,11 @@ pub async fn pump(
     let mut stats = PumpStats::default();
     while let Some(result) = senders.join_next().await {
         if let Ok(counts) = result {
-            for (dir, sent, errors) in counts {
+            for (dir, sent, errors, skipped) in counts {
                 let d = stats.dir_mut(dir);
                 d.sent += sent;
                 d.send_errors += errors;
+                d.skipped += skipped;
             }
         }
     }
@@ -216,15 +224,15 @@ pub async fn pump(
     stats
 }
 
-/// One sender shard; returns (direction, sent, errors) per stream.
+/// One sender shard; returns (direction, sent, errors, skipped) per stream.
 async fn send(
     group: Vec<Stream>,
     first: Instant,
     end: Instant,
     period: Duration,
     epoch: Instant,
-) -> Vec<(Dir, u64, u64)> {
-    let mut counts: Vec<(Dir, u64, u64)> = group.iter().map(|s| (s.dir, 0, 0)).collect();
+) -> Vec<(Dir, u64, u64, u64)> {
+    let mut counts: Vec<(Dir, u64, u64, u64)> = group.iter().map(|s| (s.dir, 0, 0, 0)).collect();
     let mut buf = [0u8; PACKET_LEN];
     let mut seq: u16 = 0;
     let mut next = first;
@@ -243,6 +251,12 @@ async fn send(
         let now = Instant::now();
         while next + period < now {
             next += period;
+            // The skipped packets' sequence numbers and timestamps go by,
+            // as a real phone's would: the far end sees them as lost.
+            seq = seq.wrapping_add(1);
+            for count in counts.iter_mut() {
+                count.3 += 1;
+            }
         }
     }
     counts
@@ -256,10 +270,12 @@ async fn receive(
 ) -> (Dir, u64, u64, Histogram) {
     let Sink {
         socket,
-        index,
+        slot,
+        slots,
         dir,
         state,
     } = sink;
+    let slots = slots.max(1);
     let RecvState {
         mut latency,
         mut buf,
@@ -273,7 +289,7 @@ async fn receive(
                 let Ok((len, _)) = r else { continue };
                 let now = ns_since(epoch);
                 match buf.get(..len).and_then(read_packet) {
-                    Some((sent, i, d)) if i == index && d == dir.byte() => {
+                    Some((sent, i, d)) if i % slots == slot && d == dir.byte() => {
                         received += 1;
                         latency.record_ns(now.saturating_sub(sent));
                     }
@@ -320,13 +336,15 @@ mod tests {
         let sinks = vec![
             Sink {
                 socket: b,
-                index: 0,
+                slot: 0,
+                slots: 1,
                 dir: Dir::AToB,
                 state: RecvState::new(),
             },
             Sink {
                 socket: a,
-                index: 0,
+                slot: 0,
+                slots: 1,
                 dir: Dir::BToA,
                 state: RecvState::new(),
             },

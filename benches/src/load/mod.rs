@@ -11,15 +11,19 @@
 //! sockets as a baseline. Every wait is bounded.
 
 mod args;
+pub mod bencode;
 mod calls;
 mod histogram;
 mod media;
+pub mod ng;
 mod orchestrate;
+mod peer;
 mod procstat;
 mod report;
 mod sip_text;
 mod uac;
 mod uas;
+pub mod wav_gaps;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
@@ -28,8 +32,8 @@ pub use args::{parse_args, ArgsError, Parsed, USAGE};
 pub use calls::CallSpec;
 pub use histogram::Histogram;
 pub use media::{Dir, PACKET_LEN};
-pub use procstat::{CpuTicks, ENGINE_THREAD, GENERATOR_THREAD, TICKS_PER_SEC};
-pub use report::{DirectionReport, EngineCounters, LoadReport, PhaseReport};
+pub use procstat::{stat_fields, CpuTicks, ENGINE_THREAD, GENERATOR_THREAD, TICKS_PER_SEC};
+pub use report::{DirectionReport, EngineCounters, LoadReport, PhaseReport, RecordingCheck};
 pub use uac::CallError;
 
 /// Parameters of a run.
@@ -49,9 +53,13 @@ pub struct LoadConfig {
     pub trunk: SocketAddr,
     /// The engine's RTP port range (inclusive).
     pub rtp_ports: (u16, u16),
-    /// First port tried for the generator's media sockets (two per call;
-    /// ports in use or inside `rtp_ports` are skipped).
+    /// First port tried for the generator's media sockets (ports in use or
+    /// inside `rtp_ports` are skipped).
     pub media_base: u16,
+    /// Distinct media sockets per side: calls share them round-robin (call
+    /// `i` uses socket `i % gen_sockets`), so the generator receives in
+    /// batches and stays cheaper than the relay it measures.
+    pub gen_sockets: usize,
     /// Worker threads of the engine's runtime.
     pub engine_threads: usize,
     /// Worker threads of the generator's runtime.
@@ -63,6 +71,18 @@ pub struct LoadConfig {
     /// Record every call (WAV files under a temporary directory, removed
     /// afterwards) to measure the recorder's cost.
     pub record: bool,
+    /// Relay through an already running rtpengine instead of an in-process
+    /// Maskline engine (calls set up over its ng protocol).
+    pub rtpengine: Option<RtpengineTarget>,
+}
+
+/// An rtpengine to drive instead of Maskline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RtpengineTarget {
+    /// Its `listen-ng` address.
+    pub ng: SocketAddr,
+    /// Its process id (CPU and RSS are read from `/proc/<pid>`).
+    pub pid: u32,
 }
 
 impl Default for LoadConfig {
@@ -80,11 +100,13 @@ impl Default for LoadConfig {
             trunk: lo(25080),
             rtp_ports: (40000, 49999),
             media_base: 50000,
+            gen_sockets: 16,
             engine_threads: 1,
             generator_threads: 1,
             concurrency: 50,
             baseline: Duration::from_secs(3),
             record: false,
+            rtpengine: None,
         }
     }
 }
@@ -124,6 +146,9 @@ pub enum LoadError {
     /// The engine did not start.
     #[error("engine: {0}")]
     Engine(#[from] maskline_engine::StartError),
+    /// rtpengine did not answer a ping on its ng port.
+    #[error("rtpengine at {0} does not answer ng pings")]
+    NoRtpengine(SocketAddr),
     /// `/proc` could not be read.
     #[error("reading /proc: {0}")]
     Proc(std::io::Error),
@@ -145,7 +170,11 @@ impl LoadConfig {
         if self.media.is_zero() || self.media > Duration::from_secs(3600) {
             return bad("--seconds must be in (0, 3600]".into());
         }
-        if self.engine_threads == 0 || self.generator_threads == 0 || self.concurrency == 0 {
+        if self.engine_threads == 0
+            || self.generator_threads == 0
+            || self.concurrency == 0
+            || self.gen_sockets == 0
+        {
             return bad("thread counts and --concurrency must be at least 1".into());
         }
         for (name, addr) in [
@@ -157,10 +186,13 @@ impl LoadConfig {
                 return bad(format!("{name} {addr} is not a loopback address"));
             }
         }
+        if self.rtpengine.is_some() && self.record {
+            return bad("--record applies to Maskline only".into());
+        }
         let (lo, hi) = self.rtp_ports;
         let first = lo.saturating_add(lo % 2);
         let pairs = usize::from(hi.saturating_sub(first).saturating_add(1) / 2);
-        if pairs < 2 * self.calls {
+        if self.rtpengine.is_none() && pairs < 2 * self.calls {
             return bad(format!(
                 "RTP range {lo}–{hi} has {pairs} port pairs; {} calls need {}",
                 self.calls,

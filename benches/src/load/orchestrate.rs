@@ -18,7 +18,7 @@ use tokio::time::Instant;
 use super::calls::CallSpec;
 use super::media::{self, Dir, PumpStats, RecvState, Sink, Stream};
 use super::procstat::{self, CpuTicks};
-use super::report::{DirectionReport, EngineCounters, LoadReport, PhaseReport};
+use super::report::{DirectionReport, EngineCounters, LoadReport, PhaseReport, RecordingCheck};
 use super::uac::{ADialog, CallError, Uac};
 use super::uas::Uas;
 use super::{LoadConfig, LoadError};
@@ -30,13 +30,16 @@ const EVENT_WAIT: Duration = Duration::from_secs(5);
 const MAX_ERRORS: usize = 5;
 
 /// The generator's sockets.
-struct Sockets {
-    uac: Arc<UdpSocket>,
+pub(super) struct Sockets {
+    pub(super) uac: Arc<UdpSocket>,
     uac_addr: SocketAddr,
     uas: Arc<UdpSocket>,
     uas_addr: SocketAddr,
-    /// Per call: (A media socket, B media socket).
-    media: Vec<(Arc<UdpSocket>, Arc<UdpSocket>)>,
+    /// Per call: (A media socket, B media socket), shared: call `i` uses
+    /// `shared[i % shared.len()]`.
+    pub(super) media: Vec<(Arc<UdpSocket>, Arc<UdpSocket>)>,
+    /// The distinct media sockets: (A, B) per slot.
+    pub(super) shared: Vec<(Arc<UdpSocket>, Arc<UdpSocket>)>,
 }
 
 /// What the engine reported.
@@ -46,16 +49,18 @@ struct Tally {
     bridged: usize,
     hangups: usize,
     media: EngineCounters,
+    recordings: usize,
+    recording_dropped: u64,
 }
 
 /// An established call: its A dialog and both relay addresses.
-struct Established {
-    dialog: ADialog,
-    b_relay: SocketAddr,
+pub(super) struct Established {
+    pub(super) dialog: ADialog,
+    pub(super) b_relay: SocketAddr,
 }
 
 /// Spawn `fut` on the generator runtime and wait for it.
-async fn on<T: Send + 'static>(
+pub(super) async fn on<T: Send + 'static>(
     gen: &Handle,
     fut: impl Future<Output = T> + Send + 'static,
 ) -> Result<T, LoadError> {
@@ -64,11 +69,14 @@ async fn on<T: Send + 'static>(
         .map_err(|e| LoadError::Task(e.to_string()))
 }
 
-fn proc<T>(r: std::io::Result<T>) -> Result<T, LoadError> {
+pub(super) fn proc<T>(r: std::io::Result<T>) -> Result<T, LoadError> {
     r.map_err(LoadError::Proc)
 }
 
 pub(super) async fn run(cfg: LoadConfig, gen: Handle) -> Result<LoadReport, LoadError> {
+    if let Some(target) = cfg.rtpengine {
+        return super::peer::run(cfg, gen, target).await;
+    }
     let epoch = Instant::now();
     let specs: Vec<CallSpec> = (0..cfg.calls).map(CallSpec::new).collect();
     let sockets = on(&gen, bind_sockets(cfg.clone())).await??;
@@ -83,9 +91,12 @@ pub(super) async fn run(cfg: LoadConfig, gen: Handle) -> Result<LoadReport, Load
     let uas_task = gen.spawn(uas.clone().run());
     // The generator's per-stream state exists before the memory baseline.
     let a_media: Vec<SocketAddr> = sockets.media.iter().map(|(a, _)| local(a)).collect();
-    let recv_states: Vec<RecvState> = (0..2 * cfg.calls).map(|_| RecvState::new()).collect();
+    let recv_states: Vec<RecvState> = (0..2 * sockets.shared.len())
+        .map(|_| RecvState::new())
+        .collect();
 
     let mut report = LoadReport {
+        target: "maskline".into(),
         calls: cfg.calls,
         pps: cfg.pps,
         engine_threads: cfg.engine_threads,
@@ -124,7 +135,7 @@ pub(super) async fn run(cfg: LoadConfig, gen: Handle) -> Result<LoadReport, Load
 
     // Media through the relay.
     let (streams, sinks) = relay_streams(&established, &sockets, recv_states);
-    report.relay = measure(&gen, streams, sinks, &cfg, cfg.media, epoch).await?;
+    report.relay = measure(&gen, streams, sinks, &cfg, cfg.media, epoch, None).await?;
     report.rss_after_media_kib = proc(procstat::rss_kib())?;
 
     // Teardown.
@@ -144,19 +155,36 @@ pub(super) async fn run(cfg: LoadConfig, gen: Handle) -> Result<LoadReport, Load
     // Baseline: the same streams straight between the generator's sockets.
     if !cfg.baseline.is_zero() && !established.is_empty() {
         let (streams, sinks) = direct_streams(&established, &sockets);
-        report.baseline = Some(measure(&gen, streams, sinks, &cfg, cfg.baseline, epoch).await?);
+        report.baseline =
+            Some(measure(&gen, streams, sinks, &cfg, cfg.baseline, epoch, None).await?);
     }
     uac_task.abort();
     uas_task.abort();
     if cfg.record {
-        let _ = std::fs::remove_dir_all(
-            std::env::temp_dir().join(format!("maskline-relay-load-{}", std::process::id())),
-        );
+        let n = report.calls_set_up;
+        // Finalising many WAV files at once takes a while on a busy disk.
+        let done = wait_up_to(&tally, 6 * EVENT_WAIT, |t| t.recordings >= n).await;
+        let dir = recording_dir();
+        let gaps = super::wav_gaps::count_dir(&dir);
+        report.recording = Some(RecordingCheck {
+            expected: n,
+            ready: done.recordings,
+            dropped: done.recording_dropped,
+            files: gaps.files,
+            unreadable: gaps.unreadable,
+            gap_frames: gaps.gap_frames,
+            audio_frames: gaps.audio_frames,
+        });
+        let _ = std::fs::remove_dir_all(dir);
     }
     Ok(report)
 }
 
-fn local(socket: &UdpSocket) -> SocketAddr {
+fn recording_dir() -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("maskline-relay-load-{}", std::process::id()))
+}
+
+pub(super) fn local(socket: &UdpSocket) -> SocketAddr {
     socket
         .local_addr()
         .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
@@ -168,8 +196,7 @@ fn engine_config(cfg: &LoadConfig, trunk: SocketAddr) -> Result<sip_config::Conf
     c.sip.public_address = cfg.sip.ip();
     c.rtp.port_min = cfg.rtp_ports.0;
     c.rtp.port_max = cfg.rtp_ports.1;
-    c.recording.dir =
-        std::env::temp_dir().join(format!("maskline-relay-load-{}", std::process::id()));
+    c.recording.dir = recording_dir();
     c.trunks = vec![TrunkConfig {
         name: "relay-load".into(),
         address: trunk,
@@ -191,7 +218,7 @@ fn engine_config(cfg: &LoadConfig, trunk: SocketAddr) -> Result<sip_config::Conf
     Ok(c)
 }
 
-async fn bind_sockets(cfg: LoadConfig) -> Result<Sockets, LoadError> {
+pub(super) async fn bind_sockets(cfg: LoadConfig) -> Result<Sockets, LoadError> {
     let bind = |what: &'static str, addr: SocketAddr| async move {
         UdpSocket::bind(addr)
             .await
@@ -204,7 +231,8 @@ async fn bind_sockets(cfg: LoadConfig) -> Result<Sockets, LoadError> {
     let reserved = [cfg.sip.port(), uac_addr.port(), uas_addr.port()];
     let (lo, hi) = cfg.rtp_ports;
     let ip = cfg.uac.ip();
-    let needed = 2 * cfg.calls;
+    let slots = cfg.gen_sockets.clamp(1, cfg.calls.max(1));
+    let needed = 2 * slots;
     let mut sockets = Vec::with_capacity(needed);
     let mut port = cfg.media_base;
     while sockets.len() < needed {
@@ -221,16 +249,20 @@ async fn bind_sockets(cfg: LoadConfig) -> Result<Sockets, LoadError> {
         }
     }
     let mut it = sockets.into_iter();
-    let mut media = Vec::with_capacity(cfg.calls);
+    let mut shared = Vec::with_capacity(slots);
     while let (Some(a), Some(b)) = (it.next(), it.next()) {
-        media.push((a, b));
+        shared.push((a, b));
     }
+    let media = (0..cfg.calls)
+        .filter_map(|i| shared.get(i % slots).cloned())
+        .collect();
     Ok(Sockets {
         uac,
         uac_addr,
         uas,
         uas_addr,
         media,
+        shared,
     })
 }
 
@@ -248,6 +280,12 @@ async fn drain_events(
                 t.media.b_to_a += media.b_to_a_packets;
                 t.media.dropped += media.dropped_packets;
             }
+            EngineEvent::RecordingReady {
+                dropped_packets, ..
+            } => {
+                t.recordings += 1;
+                t.recording_dropped += dropped_packets;
+            }
             _ => {}
         });
     }
@@ -255,8 +293,17 @@ async fn drain_events(
 
 /// Wait (at most [`EVENT_WAIT`]) until the tally satisfies `done`; return it.
 async fn wait_for(tally: &watch::Receiver<Tally>, done: impl FnMut(&Tally) -> bool) -> Tally {
+    wait_up_to(tally, EVENT_WAIT, done).await
+}
+
+/// Wait (at most `limit`) until the tally satisfies `done`; return it.
+async fn wait_up_to(
+    tally: &watch::Receiver<Tally>,
+    limit: Duration,
+    done: impl FnMut(&Tally) -> bool,
+) -> Tally {
     let mut rx = tally.clone();
-    let _ = tokio::time::timeout(EVENT_WAIT, rx.wait_for(done)).await;
+    let _ = tokio::time::timeout(limit, rx.wait_for(done)).await;
     let t = *rx.borrow();
     t
 }
@@ -315,7 +362,7 @@ fn index_u32(i: usize) -> u32 {
 
 /// A sends to the engine's A port, B to its B port; receivers use the
 /// states allocated before the memory baseline.
-fn relay_streams(
+pub(super) fn relay_streams(
     established: &[Established],
     s: &Sockets,
     recv_states: Vec<RecvState>,
@@ -330,7 +377,7 @@ fn relay_streams(
 }
 
 /// A sends straight to B's socket and B to A's.
-fn direct_streams(established: &[Established], s: &Sockets) -> (Vec<Stream>, Vec<Sink>) {
+pub(super) fn direct_streams(established: &[Established], s: &Sockets) -> (Vec<Stream>, Vec<Sink>) {
     streams(
         established,
         s,
@@ -345,7 +392,7 @@ fn streams(
     dests: impl Fn(&Established, &(Arc<UdpSocket>, Arc<UdpSocket>)) -> (SocketAddr, SocketAddr),
     mut recv_state: impl FnMut() -> RecvState,
 ) -> (Vec<Stream>, Vec<Sink>) {
-    let (mut streams, mut sinks) = (Vec::new(), Vec::new());
+    let mut streams = Vec::new();
     for e in established {
         let Some(pair) = sockets_of(e, s) else {
             continue;
@@ -365,15 +412,24 @@ fn streams(
             index,
             dir: Dir::BToA,
         });
+    }
+    // One receiver per distinct socket: slot `k` gets the calls `i` with
+    // `i % slots == k`.
+    let slots = index_u32(s.shared.len());
+    let mut sinks = Vec::new();
+    for (k, (a, b)) in s.shared.iter().enumerate() {
+        let slot = index_u32(k);
         sinks.push(Sink {
             socket: b.clone(),
-            index,
+            slot,
+            slots,
             dir: Dir::AToB,
             state: recv_state(),
         });
         sinks.push(Sink {
             socket: a.clone(),
-            index,
+            slot,
+            slots,
             dir: Dir::BToA,
             state: recv_state(),
         });
@@ -381,15 +437,25 @@ fn streams(
     (streams, sinks)
 }
 
-/// Pump for `duration` and summarise, with the CPU used meanwhile.
-async fn measure(
+/// Pump for `duration` and summarise, with the CPU used meanwhile (the
+/// relay's CPU is `target`'s whole process when given, else the engine
+/// threads of this one).
+pub(super) async fn measure(
     gen: &Handle,
     streams: Vec<Stream>,
     sinks: Vec<Sink>,
     cfg: &LoadConfig,
     duration: Duration,
     epoch: Instant,
+    target: Option<u32>,
 ) -> Result<PhaseReport, LoadError> {
+    let target_ticks = || {
+        target
+            .map(procstat::ticks_of)
+            .transpose()
+            .map_err(LoadError::Proc)
+    };
+    let target_before = target_ticks()?;
     // One sender task per millisecond of the packet interval (tokio's timer
     // resolution): packets are spread as evenly as timers allow.
     let period_ms = (1000 / cfg.pps.max(1)).max(1) as usize;
@@ -400,7 +466,10 @@ async fn measure(
         media::pump(streams, sinks, cfg.pps, duration, shards, epoch),
     )
     .await?;
-    let cpu = proc(procstat::cpu_ticks())?.since(&before);
+    let mut cpu = proc(procstat::cpu_ticks())?.since(&before);
+    if let (Some(after), Some(before)) = (target_ticks()?, target_before) {
+        cpu.engine = after.saturating_sub(before);
+    }
     Ok(PhaseReport {
         a_to_b: DirectionReport::from_stats(&stats.a_to_b),
         b_to_a: DirectionReport::from_stats(&stats.b_to_a),

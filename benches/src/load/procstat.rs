@@ -12,6 +12,8 @@ use std::io;
 pub const ENGINE_THREAD: &str = "ml-engine";
 /// Name of the load generator runtime's threads.
 pub const GENERATOR_THREAD: &str = "ml-gen";
+/// Name of the engine's recorder thread (counted as engine time).
+pub const RECORDER_THREAD: &str = "ml-recorder";
 /// Clock ticks per second of `utime`/`stime` (`USER_HZ`, 100 on every
 /// mainstream Linux architecture).
 pub const TICKS_PER_SEC: u64 = 100;
@@ -56,7 +58,7 @@ pub fn cpu_ticks() -> io::Result<CpuTicks> {
         let Some((comm, ticks)) = stat_fields(&text) else {
             continue;
         };
-        if comm.starts_with(ENGINE_THREAD) {
+        if comm.starts_with(ENGINE_THREAD) || comm.starts_with(RECORDER_THREAD) {
             out.engine += ticks;
         } else if comm.starts_with(GENERATOR_THREAD) {
             out.generator += ticks;
@@ -84,6 +86,19 @@ pub fn rss_kib() -> io::Result<u64> {
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no VmRSS in /proc/self/status"))
 }
 
+/// `utime + stime` of another process (every thread, exited ones too).
+pub fn ticks_of(pid: u32) -> io::Result<u64> {
+    stat_fields(&fs::read_to_string(format!("/proc/{pid}/stat"))?)
+        .map(|(_, ticks)| ticks)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "unreadable stat"))
+}
+
+/// `VmRSS` of another process, KiB.
+pub fn rss_kib_of(pid: u32) -> io::Result<u64> {
+    vm_rss(&fs::read_to_string(format!("/proc/{pid}/status"))?)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no VmRSS"))
+}
+
 /// The `VmRSS` value (KiB) of a `status` text.
 pub fn vm_rss(status: &str) -> Option<u64> {
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
@@ -109,5 +124,8 @@ mod tests {
         assert!(t.process >= t.engine + t.generator);
         assert_eq!(vm_rss("Name:\tx\nVmRSS:\t  1234 kB\n"), Some(1234));
         assert_eq!(vm_rss("Name:\tx\n"), None);
+        let me = std::process::id();
+        assert!(rss_kib_of(me).unwrap() > 0);
+        assert!(ticks_of(me).is_ok());
     }
 }

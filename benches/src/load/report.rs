@@ -16,6 +16,8 @@ pub struct DirectionReport {
     pub misrouted: u64,
     /// Sends that failed.
     pub send_errors: u64,
+    /// Packets the generator skipped (fell behind its schedule).
+    pub skipped: u64,
     /// Median one-way latency, µs.
     pub p50_us: Option<f64>,
     /// 99th percentile one-way latency, µs.
@@ -32,6 +34,7 @@ impl DirectionReport {
             received: stats.received,
             misrouted: stats.misrouted,
             send_errors: stats.send_errors,
+            skipped: stats.skipped,
             p50_us: stats.latency.quantile_us(0.50),
             p99_us: stats.latency.quantile_us(0.99),
             max_us: stats.latency.max_us(),
@@ -78,9 +81,31 @@ pub struct EngineCounters {
     pub dropped: u64,
 }
 
+/// What the recordings of a `--record` run hold.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RecordingCheck {
+    /// Calls recorded (set up with recording on).
+    pub expected: usize,
+    /// `RecordingReady` events.
+    pub ready: usize,
+    /// Packets the recorders did not write (`dropped_packets` of the
+    /// `RecordingReady` events: queue full, late, undecodable).
+    pub dropped: u64,
+    /// WAV files found, and those unreadable.
+    pub files: usize,
+    /// Files that could not be read.
+    pub unreadable: usize,
+    /// 20 ms frames of silence inside the files' active spans.
+    pub gap_frames: u64,
+    /// 20 ms frames of audio in the files.
+    pub audio_frames: u64,
+}
+
 /// Everything a run measured.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct LoadReport {
+    /// What relayed the media (`maskline` or `rtpengine`).
+    pub target: String,
     /// Calls asked for.
     pub calls: usize,
     /// Packets per second per stream per direction.
@@ -115,12 +140,83 @@ pub struct LoadReport {
     pub rss_after_media_kib: u64,
     /// Media sent directly between the generator's sockets, no relay.
     pub baseline: Option<PhaseReport>,
+    /// Recording figures (`--record` only).
+    pub recording: Option<RecordingCheck>,
 }
 
 impl LoadReport {
     /// Packets relayed per second (engine counters over the media phase).
     pub fn relayed_pps(&self) -> f64 {
         per_sec(self.engine.a_to_b + self.engine.b_to_a, self.relay.secs)
+    }
+
+    /// Relay CPU per relayed packet, µs.
+    pub fn cpu_us_per_packet(&self) -> Option<f64> {
+        us_per_packet(
+            self.relay.cpu.engine,
+            self.engine.a_to_b + self.engine.b_to_a,
+        )
+    }
+
+    /// Worst direction's p99 added by the relay (relay − baseline), µs; the
+    /// relay's own p99 when there is no baseline.
+    pub fn p99_added_us(&self) -> Option<f64> {
+        let dirs = [
+            (
+                self.relay.a_to_b.p99_us,
+                self.baseline.and_then(|b| b.a_to_b.p99_us),
+            ),
+            (
+                self.relay.b_to_a.p99_us,
+                self.baseline.and_then(|b| b.b_to_a.p99_us),
+            ),
+        ];
+        dirs.iter()
+            .filter_map(|(r, b)| Some(r.as_ref()? - b.unwrap_or(0.0)))
+            .reduce(f64::max)
+    }
+
+    /// Loss over both directions, %.
+    pub fn loss_pct(&self) -> f64 {
+        let sent = self.relay.a_to_b.sent + self.relay.b_to_a.sent;
+        if sent == 0 {
+            return 0.0;
+        }
+        100.0 * sent.saturating_sub(self.relay.received()) as f64 / sent as f64
+    }
+
+    /// One line of `key=value` pairs for scripts (`benches/compare.sh`).
+    pub fn summary(&self) -> String {
+        let f = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{v:.2}"));
+        let mut line =
+            format!(
+            "summary target={} calls={} set_up={} secs={:.1} pps_per_stream={} relayed_pps={:.0} \
+loss_pct={:.3} cpu_us_per_pkt={} cpu_core_pct={:.1} p50_us={} p99_us={} p99_added_us={} \
+rss_kib_per_call={:.1} rss_mib={:.1} gen_skipped={}",
+            if self.target.is_empty() { "maskline" } else { &self.target },
+            self.calls,
+            self.calls_set_up,
+            self.relay.secs,
+            self.pps,
+            self.relayed_pps(),
+            self.loss_pct(),
+            f(self.cpu_us_per_packet()),
+            core_pct(self.relay.cpu.engine, self.relay.secs),
+            f(self.relay.a_to_b.p50_us),
+            f(self.relay.a_to_b.p99_us.zip(self.relay.b_to_a.p99_us).map(|(a, b)| a.max(b))),
+            f(self.p99_added_us()),
+            self.rss_per_call_kib().0,
+            self.rss_after_setup_kib as f64 / 1024.0,
+            self.relay.a_to_b.skipped + self.relay.b_to_a.skipped,
+        );
+        if let Some(r) = &self.recording {
+            line.push_str(&format!(
+                " rec_expected={} rec_ready={} rec_files={} rec_unreadable={} rec_gap_frames={} \
+rec_audio_frames={} rec_dropped={}",
+                r.expected, r.ready, r.files, r.unreadable, r.gap_frames, r.audio_frames, r.dropped
+            ));
+        }
+        line
     }
 
     /// RSS growth per set-up call, KiB (at the end of setup and of media).
@@ -191,12 +287,21 @@ fn direction_rows(f: &mut fmt::Formatter<'_>, p: &PhaseReport) -> fmt::Result {
 impl fmt::Display for LoadReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let relayed = self.engine.a_to_b + self.engine.b_to_a;
-        writeln!(
-            f,
-            "relay-load: {} calls, {:.1} s of media at {} pps per stream per direction; \
+        if self.target == "rtpengine" {
+            writeln!(
+                f,
+                "relay-load: {} calls through rtpengine (ng), {:.1} s of media at {} pps per stream \
+per direction; generator {} thread(s); CPU and RSS below are rtpengine's process",
+                self.calls, self.relay.secs, self.pps, self.generator_threads
+            )?;
+        } else {
+            writeln!(
+                f,
+                "relay-load: {} calls, {:.1} s of media at {} pps per stream per direction; \
 engine {} thread(s), generator {} thread(s), same process",
-            self.calls, self.relay.secs, self.pps, self.engine_threads, self.generator_threads
-        )?;
+                self.calls, self.relay.secs, self.pps, self.engine_threads, self.generator_threads
+            )?;
+        }
         writeln!(
             f,
             "calls set up       {}/{} in {:.2} s ({} bridged events)",
@@ -265,6 +370,15 @@ engine {} thread(s), generator {} thread(s), same process",
                 Opt(added(self.relay.b_to_a.p99_us, b.b_to_a.p99_us), 0)
             )?;
         }
+        if let Some(r) = &self.recording {
+            writeln!(
+                f,
+                "recording          {} calls recorded, {} ready events, {} files ({} unreadable), \
+{} gap frames of 20 ms in {} audio frames, {} packets dropped by the recorders",
+                r.expected, r.ready, r.files, r.unreadable, r.gap_frames, r.audio_frames, r.dropped
+            )?;
+        }
+        writeln!(f, "{}", self.summary())?;
         Ok(())
     }
 }

@@ -3,9 +3,25 @@
 //! Pairs are (even RTP port, RTP+1 for RTCP). Released pairs go to the back
 //! of the queue, so a port is reused as late as possible and stray packets of
 //! an old call rarely reach a new one.
+//!
+//! A pair that another program holds (the range often overlaps the kernel's
+//! ephemeral ports, which any socket bound to port 0 may take) is skipped at
+//! allocation: each candidate is test-bound on the wildcard address first,
+//! and a busy one goes to the back of the queue instead of failing a call
+//! with 503.
 
 use std::collections::VecDeque;
+use std::net::{Ipv4Addr, UdpSocket};
 use std::sync::{Arc, Mutex};
+
+/// Candidates tried per pair before giving up.
+const TRIES: usize = 16;
+
+/// Whether nobody holds UDP `port` or `port + 1` (on any address).
+fn free_pair(port: u16) -> bool {
+    let bind = |p: u16| UdpSocket::bind((Ipv4Addr::UNSPECIFIED, p)).is_ok();
+    bind(port) && port.checked_add(1).is_some_and(bind)
+}
 
 /// A reserved RTP/RTCP port pair; returned to the pool when dropped.
 #[derive(Debug)]
@@ -58,9 +74,22 @@ impl PortAllocator {
         }
     }
 
+    /// The next free pair of `q` that nobody else holds (busy ones go to
+    /// the back).
+    fn pop_usable(q: &mut VecDeque<u16>) -> Option<u16> {
+        for _ in 0..TRIES.min(q.len()) {
+            let rtp = q.pop_front()?;
+            if free_pair(rtp) {
+                return Some(rtp);
+            }
+            q.push_back(rtp);
+        }
+        None
+    }
+
     /// Reserve one pair, or `None` when the range is exhausted.
     pub fn allocate(&self) -> Option<PortPair> {
-        let rtp = self.free.lock().ok()?.pop_front()?;
+        let rtp = Self::pop_usable(&mut *self.free.lock().ok()?)?;
         Some(PortPair {
             rtp,
             pool: self.free.clone(),
@@ -70,11 +99,21 @@ impl PortAllocator {
     /// Reserve `N` pairs at once, or none.
     pub fn allocate_n<const N: usize>(&self) -> Option<[PortPair; N]> {
         let mut q = self.free.lock().ok()?;
-        if q.len() < N {
-            return None;
+        let mut got = Vec::with_capacity(N);
+        while got.len() < N {
+            match Self::pop_usable(&mut q) {
+                Some(p) => got.push(p),
+                None => {
+                    // All or nothing: put back what was taken.
+                    for p in got.into_iter().rev() {
+                        q.push_front(p);
+                    }
+                    return None;
+                }
+            }
         }
-        let ports: [u16; N] = std::array::from_fn(|_| q.pop_front().unwrap_or_default());
         drop(q);
+        let ports: [u16; N] = got.try_into().ok()?;
         Some(ports.map(|rtp| PortPair {
             rtp,
             pool: self.free.clone(),
@@ -126,5 +165,22 @@ mod tests {
         assert_eq!(pool.available(), 0);
         drop(two);
         assert_eq!(pool.available(), 2);
+    }
+
+    #[test]
+    fn pairs_held_by_another_socket_are_skipped() {
+        // Find a free even port, hold its RTCP neighbour, and see the
+        // allocator pass over that pair.
+        let held = (0..200u16)
+            .map(|i| 39_000 + 2 * i)
+            .find_map(|p| {
+                free_pair(p).then(|| UdpSocket::bind((Ipv4Addr::LOCALHOST, p + 1)).ok())?
+            })
+            .expect("a free port pair near 39000");
+        let busy = held.local_addr().unwrap().port() - 1;
+        let pool = PortAllocator::new(busy, busy + 5); // busy, busy+2, busy+4
+        let a = pool.allocate().unwrap();
+        assert_ne!(a.rtp(), busy);
+        assert_eq!(pool.available(), 2, "the busy pair stays in the pool");
     }
 }

@@ -1,5 +1,5 @@
-//! The per-call RTP/RTCP relay: one tokio task owning four sockets
-//! (RTP + RTCP for each leg), forwarding A → B and B → A.
+//! The per-call RTP/RTCP relay: four sockets (RTP + RTCP for each leg),
+//! forwarding A → B and B → A.
 //!
 //! Symmetric latching: each leg's first packet fixes where that leg's media
 //! is sent from then on (the source address wins over the SDP, which makes
@@ -7,20 +7,23 @@
 //! dropped and counted (strict source). A new target from the signalling
 //! (re-INVITE) resets the latch.
 //!
-//! Hot path: one `recv_from`, a header check, one `send_to`; no allocation,
-//! no lock, no logging; counters are relaxed atomics.
+//! A relay is not a task: its sockets and its [`RelayState`] live on one of
+//! the [relay workers](super::relay_worker), threads that wait on all their
+//! relays' sockets with one level-triggered epoll set and handle each
+//! datagram in place. Hot path per packet: one `recv_from`, one header look,
+//! one `send_to`; no allocation, no lock, no task wake-up, no logging;
+//! counters are relaxed atomics. The [`RelayHandle`] talks to its relay
+//! through the worker's control queue.
 
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::net::UdpSocket;
-use tokio::sync::mpsc;
-
 use super::codec::Codec;
 use super::ports::PortPair;
+use super::relay_worker::{self, RelayId, WorkerRef};
 use super::rtp::is_rtcp;
 use super::stats::{QualityStats, RtpStats};
 use super::transcoding::{TranscodeDirection, TranscodePlan};
@@ -74,8 +77,7 @@ impl RelayStats {
     /// How long `side` has sent no RTP (since the relay started when it
     /// never sent any).
     pub fn idle_for(&self, side: Side) -> Duration {
-        let i = if side == Side::A { 0 } else { 1 };
-        let last = Duration::from_millis(self.last_rx_ms[i].load(Ordering::Relaxed));
+        let last = Duration::from_millis(self.last_rx_ms[side.index()].load(Ordering::Relaxed));
         self.start.elapsed().saturating_sub(last)
     }
 
@@ -88,9 +90,14 @@ impl RelayStats {
             ..MediaStats::default()
         }
     }
+
+    fn drop_one(&self) {
+        self.dropped.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
-enum Control {
+/// What a [`RelayHandle`] asks of its relay.
+pub(super) enum Control {
     Target(Side, MediaTarget),
     Tap(Option<super::recording::Tap>),
     Codecs(Side, Vec<(u8, Codec)>),
@@ -99,38 +106,38 @@ enum Control {
 }
 
 /// Handle to a running relay; dropping it stops the relay and frees its
-/// ports.
+/// ports (once the worker has closed the sockets).
 pub struct RelayHandle {
-    control: mpsc::UnboundedSender<Control>,
+    worker: WorkerRef,
+    id: RelayId,
     stats: Arc<RelayStats>,
-    task: tokio::task::JoinHandle<()>,
 }
 
 impl RelayHandle {
     /// Tell the relay where a leg wants its media (from that leg's SDP).
     pub fn set_target(&self, side: Side, target: MediaTarget) {
-        let _ = self.control.send(Control::Target(side, target));
+        self.worker.control(self.id, Control::Target(side, target));
     }
 
     /// Hand copies of every relayed RTP packet to a recording (or stop).
     pub fn set_tap(&self, tap: Option<super::recording::Tap>) {
-        let _ = self.control.send(Control::Tap(tap));
+        self.worker.control(self.id, Control::Tap(tap));
     }
 
     /// A leg's payload types (for clock rates in the quality figures).
     pub fn set_codecs(&self, side: Side, map: Vec<(u8, Codec)>) {
-        let _ = self.control.send(Control::Codecs(side, map));
+        self.worker.control(self.id, Control::Codecs(side, map));
     }
 
     /// Transcode between the legs per `plan` (or relay unchanged: `None`).
     pub fn set_transcode(&self, plan: Option<TranscodePlan>) {
-        let _ = self.control.send(Control::Transcode(plan));
+        self.worker.control(self.id, Control::Transcode(plan));
     }
 
     /// Quality figures (loss, jitter, RTCP reports) of both legs (A, B).
     pub async fn quality(&self) -> [QualityStats; 2] {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let _ = self.control.send(Control::Quality(tx));
+        self.worker.control(self.id, Control::Quality(tx));
         rx.await.unwrap_or_default()
     }
 
@@ -147,33 +154,44 @@ impl RelayHandle {
 
 impl Drop for RelayHandle {
     fn drop(&mut self) {
-        self.task.abort();
+        self.worker.remove(self.id);
     }
 }
 
-/// Bind the four sockets on `ip` and start relaying.
+/// Bind the four sockets on `ip` and start relaying on a relay worker.
 pub async fn spawn(ip: IpAddr, a: PortPair, b: PortPair) -> io::Result<RelayHandle> {
-    let sockets = Sockets {
-        a_rtp: UdpSocket::bind(SocketAddr::new(ip, a.rtp())).await?,
-        a_rtcp: UdpSocket::bind(SocketAddr::new(ip, a.rtcp())).await?,
-        b_rtp: UdpSocket::bind(SocketAddr::new(ip, b.rtp())).await?,
-        b_rtcp: UdpSocket::bind(SocketAddr::new(ip, b.rtcp())).await?,
+    let bind = |port: u16| -> io::Result<UdpSocket> {
+        let s = UdpSocket::bind(SocketAddr::new(ip, port))?;
+        s.set_nonblocking(true)?;
+        Ok(s)
     };
-    let (control, rx) = mpsc::unbounded_channel();
+    let sockets = [
+        bind(a.rtp())?,
+        bind(a.rtcp())?,
+        bind(b.rtp())?,
+        bind(b.rtcp())?,
+    ];
     let stats = Arc::new(RelayStats::default());
-    let task = tokio::spawn(run(sockets, rx, stats.clone(), (a, b)));
-    Ok(RelayHandle {
-        control,
-        stats,
-        task,
-    })
+    let state = RelayState::new(stats.clone());
+    let (worker, id) = relay_worker::add(sockets, state, (a, b))?;
+    Ok(RelayHandle { worker, id, stats })
 }
 
-struct Sockets {
-    a_rtp: UdpSocket,
-    a_rtcp: UdpSocket,
-    b_rtp: UdpSocket,
-    b_rtcp: UdpSocket,
+/// Socket indexes of a relay: A RTP, A RTCP, B RTP, B RTCP.
+pub(super) const A_RTP: usize = 0;
+pub(super) const A_RTCP: usize = 1;
+pub(super) const B_RTP: usize = 2;
+pub(super) const B_RTCP: usize = 3;
+
+/// The socket a packet that came in on `from` leaves by.
+#[inline]
+pub(super) fn opposite(from: usize) -> usize {
+    match from {
+        A_RTP => B_RTP,
+        A_RTCP => B_RTCP,
+        B_RTP => A_RTP,
+        _ => A_RTCP,
+    }
 }
 
 /// Where one stream (RTP or RTCP of one leg) is sent, and whether its
@@ -207,65 +225,71 @@ fn usable(addr: SocketAddr) -> Option<SocketAddr> {
     (!addr.ip().is_unspecified() && addr.port() != 0).then_some(addr)
 }
 
-async fn run(
-    s: Sockets,
-    mut control: mpsc::UnboundedReceiver<Control>,
+/// Everything a relay knows besides its sockets: latches, taps, codecs,
+/// quality figures, transcoders. Driven by its worker, never shared.
+pub(super) struct RelayState {
+    peers: [Peer; 4],
+    tap: Option<super::recording::Tap>,
+    clocks: [Vec<(u8, Codec)>; 2],
+    quality: [RtpStats; 2],
+    transcode: [Option<TranscodeDirection>; 2],
     stats: Arc<RelayStats>,
-    _ports: (PortPair, PortPair),
-) {
-    let mut peers = [
-        Peer::default(),
-        Peer::default(),
-        Peer::default(),
-        Peer::default(),
-    ];
-    const A_RTP: usize = 0;
-    const A_RTCP: usize = 1;
-    const B_RTP: usize = 2;
-    const B_RTCP: usize = 3;
-    let mut bufs = [[0u8; 2048]; 4];
-    let mut tap: Option<super::recording::Tap> = None;
-    let mut clocks: [Vec<(u8, Codec)>; 2] = [Vec::new(), Vec::new()];
-    let mut quality = [RtpStats::new(), RtpStats::new()];
-    let mut transcode: [Option<TranscodeDirection>; 2] = [None, None];
-    loop {
-        let [b0, b1, b2, b3] = &mut bufs;
-        let (from, to, len, src, rtcp) = tokio::select! {
-            biased;
-            ctl = control.recv() => {
-                match ctl {
-                    Some(Control::Target(side, t)) => {
-                        let (rtp, rtcp) = match side { Side::A => (A_RTP, A_RTCP), Side::B => (B_RTP, B_RTCP) };
-                        peers[rtp].retarget(usable(t.rtp));
-                        peers[rtcp].retarget(usable(if t.rtcp_mux { t.rtp } else { t.rtcp }));
-                    }
-                    Some(Control::Tap(t)) => tap = t,
-                    Some(Control::Codecs(side, map)) => clocks[side.index()] = map,
-                    Some(Control::Transcode(plan)) => {
-                        transcode = [None, None];
-                        if let Some(p) = plan {
-                            transcode = [
-                                TranscodeDirection::new(p.a, p.b, p.events).ok(),
-                                TranscodeDirection::new(p.b, p.a, p.events.map(|(a, b)| (b, a))).ok(),
-                            ];
-                        }
-                    }
-                    Some(Control::Quality(reply)) => {
-                        let _ = reply.send([quality[0].snapshot(), quality[1].snapshot()]);
-                    }
-                    None => return,
-                }
-                continue;
+}
+
+impl RelayState {
+    pub(super) fn new(stats: Arc<RelayStats>) -> RelayState {
+        RelayState {
+            peers: Default::default(),
+            tap: None,
+            clocks: [Vec::new(), Vec::new()],
+            quality: [RtpStats::new(), RtpStats::new()],
+            transcode: [None, None],
+            stats,
+        }
+    }
+
+    pub(super) fn on_control(&mut self, control: Control) {
+        match control {
+            Control::Target(side, t) => {
+                let (rtp, rtcp) = match side {
+                    Side::A => (A_RTP, A_RTCP),
+                    Side::B => (B_RTP, B_RTCP),
+                };
+                self.peers[rtp].retarget(usable(t.rtp));
+                self.peers[rtcp].retarget(usable(if t.rtcp_mux { t.rtp } else { t.rtcp }));
             }
-            r = s.a_rtp.recv_from(b0) => { let Ok((n, src)) = r else { continue }; (A_RTP, B_RTP, n, src, false) }
-            r = s.b_rtp.recv_from(b2) => { let Ok((n, src)) = r else { continue }; (B_RTP, A_RTP, n, src, false) }
-            r = s.a_rtcp.recv_from(b1) => { let Ok((n, src)) = r else { continue }; (A_RTCP, B_RTCP, n, src, true) }
-            r = s.b_rtcp.recv_from(b3) => { let Ok((n, src)) = r else { continue }; (B_RTCP, A_RTCP, n, src, true) }
-        };
-        let packet = &bufs[from][..len];
+            Control::Tap(t) => self.tap = t,
+            Control::Codecs(side, map) => self.clocks[side.index()] = map,
+            Control::Transcode(plan) => {
+                self.transcode = [None, None];
+                if let Some(p) = plan {
+                    self.transcode = [
+                        TranscodeDirection::new(p.a, p.b, p.events).ok(),
+                        TranscodeDirection::new(p.b, p.a, p.events.map(|(a, b)| (b, a))).ok(),
+                    ];
+                }
+            }
+            Control::Quality(reply) => {
+                let _ = reply.send([self.quality[0].snapshot(), self.quality[1].snapshot()]);
+            }
+        }
+    }
+
+    /// Handle `packet` that arrived on socket `from` (an index above) from
+    /// `src` at `now`; `send(socket, bytes, dest)` forwards, returning
+    /// whether the kernel took it.
+    #[inline]
+    pub(super) fn on_packet(
+        &mut self,
+        from: usize,
+        packet: &[u8],
+        src: SocketAddr,
+        now: Instant,
+        send: &mut impl FnMut(usize, &[u8], SocketAddr) -> bool,
+    ) {
         // One look at the header: RTCP (on its own port, or muxed on the RTP
         // port per RFC 5761), else RTP on the RTP port; anything else drops.
-        let on_rtcp_port = rtcp;
+        let on_rtcp_port = from == A_RTCP || from == B_RTCP;
         let rtcp = is_rtcp(packet);
         let rtp = if rtcp {
             None
@@ -273,57 +297,52 @@ async fn run(
             RtpReader::new(packet).ok()
         };
         let valid = rtcp || (!on_rtcp_port && rtp.is_some());
-        if !valid || !peers[from].accept(src) {
-            stats.dropped.fetch_add(1, Ordering::Relaxed);
-            continue;
+        let accepted = valid && self.peers.get_mut(from).is_some_and(|p| p.accept(src));
+        if !accepted {
+            self.stats.drop_one();
+            return;
         }
-        let now = Instant::now();
-        let i = usize::from(from == B_RTP || from == B_RTCP);
+        let i = usize::from(from >= B_RTP);
         if let Some(rtp) = &rtp {
-            let clock = clock_rate(&clocks[i], rtp.payload_type());
-            quality[i].on_packet(rtp.sequence_number().into(), rtp.timestamp(), now, clock);
+            let clock = clock_rate(&self.clocks[i], rtp.payload_type());
+            self.quality[i].on_packet(rtp.sequence_number().into(), rtp.timestamp(), now, clock);
         } else {
-            quality[i].on_rtcp(packet, 8000, now);
-            quality[1 - i].on_rtcp_sent(packet, now);
+            self.quality[i].on_rtcp(packet, 8000, now);
+            self.quality[1 - i].on_rtcp_sent(packet, now);
         }
         if !rtcp {
-            stats.last_rx_ms[i].store(
-                now.duration_since(stats.start).as_millis() as u64,
+            self.stats.last_rx_ms[i].store(
+                now.duration_since(self.stats.start).as_millis() as u64,
                 Ordering::Relaxed,
             );
-            if let Some(t) = &tap {
+            if let Some(t) = &self.tap {
                 t.packet(if i == 0 { Side::A } else { Side::B }, packet, now);
             }
         }
-        let Some(dest) = peers[to].dest else {
-            stats.dropped.fetch_add(1, Ordering::Relaxed);
-            continue;
+        let to = opposite(from);
+        let Some(dest) = self.peers[to].dest else {
+            self.stats.drop_one();
+            return;
         };
-        let out = match to {
-            A_RTP => &s.a_rtp,
-            A_RTCP => &s.a_rtcp,
-            B_RTP => &s.b_rtp,
-            _ => &s.b_rtcp,
-        };
-        if let (false, Some(t)) = (rtcp, transcode[i].as_mut()) {
+        if let (false, Some(t)) = (rtcp, self.transcode[i].as_mut()) {
             // Legs without a common codec: re-encode for the other leg.
             let mut sent = false;
             for p in t.process(packet) {
-                sent |= out.send_to(p, dest).await.is_ok();
+                sent |= send(to, p, dest);
             }
             if !sent {
-                stats.dropped.fetch_add(1, Ordering::Relaxed);
-                continue;
+                self.stats.drop_one();
+                return;
             }
-        } else if out.send_to(packet, dest).await.is_err() {
-            stats.dropped.fetch_add(1, Ordering::Relaxed);
-            continue;
+        } else if !send(to, packet, dest) {
+            self.stats.drop_one();
+            return;
         }
         if !rtcp {
             let counter = if from == A_RTP {
-                &stats.a_to_b
+                &self.stats.a_to_b
             } else {
-                &stats.b_to_a
+                &self.stats.b_to_a
             };
             counter.fetch_add(1, Ordering::Relaxed);
         }
@@ -342,5 +361,49 @@ fn clock_rate(map: &[(u8, Codec)], pt: u8) -> u32 {
         Some(Codec::TelephoneEvent { .. }) => 0,
         Some(c) => c.clock_rate(),
         None => 8000,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rtp(seq: u16) -> [u8; 172] {
+        let mut p = [0u8; 172];
+        p[0] = 0x80;
+        p[2..4].copy_from_slice(&seq.to_be_bytes());
+        p
+    }
+
+    #[test]
+    fn latches_forwards_and_drops_strangers() {
+        let stats = Arc::new(RelayStats::default());
+        let mut st = RelayState::new(stats.clone());
+        let a: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        let b: SocketAddr = "127.0.0.1:6000".parse().unwrap();
+        let stranger: SocketAddr = "127.0.0.1:7000".parse().unwrap();
+        let mut sent: Vec<(usize, SocketAddr)> = Vec::new();
+        let mut send = |to: usize, _: &[u8], d: SocketAddr| {
+            sent.push((to, d));
+            true
+        };
+        let now = Instant::now();
+        // B has not sent yet and has no SDP target: A's packet is dropped.
+        st.on_packet(A_RTP, &rtp(1), a, now, &mut send);
+        // B latches; its packet goes to A's latched address.
+        st.on_packet(B_RTP, &rtp(1), b, now, &mut send);
+        st.on_packet(A_RTP, &rtp(2), a, now, &mut send);
+        st.on_packet(A_RTP, &rtp(3), stranger, now, &mut send);
+        // Not RTP on an RTP port; RTP on an RTCP port.
+        st.on_packet(A_RTP, &[0u8; 4], a, now, &mut send);
+        st.on_packet(A_RTCP, &rtp(4), a, now, &mut send);
+        assert_eq!(sent, vec![(A_RTP, a), (B_RTP, b)]);
+        let s = stats.snapshot();
+        assert_eq!(
+            (s.a_to_b_packets, s.b_to_a_packets, s.dropped_packets),
+            (1, 1, 4)
+        );
+        assert_eq!(opposite(A_RTCP), B_RTCP);
+        assert_eq!(opposite(B_RTP), A_RTP);
     }
 }
