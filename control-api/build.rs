@@ -1,0 +1,6 @@
+//! Rebuild when a migration is added or changed: `sqlx::migrate!` embeds
+//! `migrations/` at compile time, and cargo does not watch new files in it
+//! on its own.
+fn main() {
+    println!("cargo:rerun-if-changed=migrations");
+}
