@@ -72,6 +72,9 @@ pub fn parse(data: &[u8]) -> Result<SipMessage, MessageError> {
     let head = super::head::check(data)?;
     let mut msg = rsipstack::sip::parser::parse_message(data)
         .map_err(|e| MessageError::Parse(e.to_string()))?;
+    if let SipMessage::Request(req) = &mut msg {
+        add_rfc2543_branch(req);
+    }
     validate(&msg)?;
     if let Some(head) = head {
         if head.content_length.is_none() {
@@ -127,6 +130,57 @@ pub fn percent_decode(s: &str) -> Option<String> {
         return None;
     }
     String::from_utf8(out).ok()
+}
+
+/// Prefix of the branch given to a request whose top Via has none.
+pub const RFC2543_BRANCH_PREFIX: &str = "z9hG4bK-2543-";
+
+/// An RFC 2543 request (top Via without a branch, RFC 4475 `longreq`,
+/// `inv2543`) gets a branch computed from what RFC 3261 §17.2.3 matches
+/// such requests on: Request-URI, From tag, Call-ID, CSeq number and the
+/// top Via. Its retransmissions, its CANCEL and the ACK of a failure get
+/// the same branch, so the transaction layer, which keys on the branch,
+/// handles them as usual; responses carry the added parameter, which the
+/// old client ignores (it matches on Call-ID and CSeq).
+fn add_rfc2543_branch(req: &mut Request) {
+    use std::hash::{Hash, Hasher};
+    if top_via_branch(req).is_some() {
+        return;
+    }
+    let Some(pos) = req
+        .headers
+        .iter()
+        .position(|h| matches!(h, rsipstack::sip::Header::Via(_)))
+    else {
+        return;
+    };
+    let Some(via) = req.headers.iter().nth(pos).map(|h| h.value().to_string()) else {
+        return;
+    };
+    if via.contains(',') {
+        return; // several Vias in one line: leave it to the validation
+    }
+    // DefaultHasher::new() has fixed keys: the same request always hashes
+    // the same, in every process.
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    req.uri.to_string().hash(&mut h);
+    from_tag(req).hash(&mut h);
+    call_id(req).hash(&mut h);
+    cseq(req).map(|(n, _)| n).hash(&mut h);
+    via.trim().hash(&mut h);
+    let branch = format!("{RFC2543_BRANCH_PREFIX}{:016x}", h.finish());
+    let mut headers = rsipstack::sip::Headers::default();
+    for (i, header) in req.headers.iter().enumerate() {
+        if i == pos {
+            headers.push(make_header(
+                "Via",
+                format!("{};branch={branch}", via.trim()),
+            ));
+        } else {
+            headers.push(header.clone());
+        }
+    }
+    req.headers = headers;
 }
 
 fn validate(msg: &SipMessage) -> Result<(), MessageError> {
@@ -660,5 +714,24 @@ Content-Length: 0\r\n\r\n";
         assert!(out.contains("Call-ID: a84b4c76e66710@10.0.0.5\r\n"));
         assert!(bad_request_for(b"SIP/2.0 200 OK\r\n\r\n", "x").is_none());
         assert!(bad_request_for(b"\x00\x01", "x").is_none());
+    }
+
+    #[test]
+    fn an_rfc2543_request_gets_a_branch_its_cancel_shares() {
+        let msg = |method: &str| {
+            format!(
+                "{method} sip:+15550000001@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.5:5060\r\n\
+                 From: <sip:+14155550101@10.0.0.5>;tag=a\r\nTo: <sip:+15550000001@127.0.0.1>\r\n\
+                 Call-ID: old-2543\r\nCSeq: 7 {method}\r\nContent-Length: 0\r\n\r\n"
+            )
+        };
+        let branch = |text: String| match parse(text.as_bytes()) {
+            Ok(SipMessage::Request(r)) => top_via_branch(&r),
+            other => panic!("{other:?}"),
+        };
+        let invite = branch(msg("INVITE")).unwrap_or_default();
+        assert!(invite.starts_with(RFC2543_BRANCH_PREFIX), "{invite}");
+        assert_eq!(branch(msg("CANCEL")).as_deref(), Some(invite.as_str()));
+        assert_eq!(branch(msg("INVITE")).as_deref(), Some(invite.as_str()));
     }
 }
