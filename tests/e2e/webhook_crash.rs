@@ -121,10 +121,20 @@ async fn deliveries_pending_at_a_kill_9_are_delivered_after_restart() -> Result<
             );
             assert_eq!(hits[0]["type"], "session.created", "{id}");
         }
-        let list = ml
-            .api()
-            .expect_status(Method::GET, "/v1/webhook/deliveries?limit=100", None, 200)
-            .await?;
+        // Maskline records an attempt after the receiver answered it.
+        let list = wait_for(
+            "every attempt recorded",
+            Duration::from_secs(10),
+            || async {
+                let list = ml
+                    .api()
+                    .expect_status(Method::GET, "/v1/webhook/deliveries?limit=100", None, 200)
+                    .await?;
+                let n = list["data"].as_array().map_or(0, Vec::len);
+                Ok((n >= 2 * SESSIONS).then_some(list))
+            },
+        )
+        .await?;
         // Its attempts, as Maskline recorded them: one failure and one
         // success per event, and every delivery now delivered.
         let rows = list["data"].as_array().cloned().unwrap_or_default();

@@ -126,12 +126,24 @@ async fn every_event_is_signed_and_retried_until_2xx_with_the_same_webhook_id() 
             "nothing but these events was delivered"
         );
 
-        let list = ml
-            .api()
-            .expect_status(Method::GET, "/v1/webhook/deliveries?limit=500", None, 200)
-            .await?;
+        // Maskline records an attempt after the receiver answered it: wait
+        // for the log to show every attempt, then check each.
+        let want = 3 * events.len();
+        let list = wait_for(
+            "every attempt in the deliveries log",
+            Duration::from_secs(10),
+            || async {
+                let list = ml
+                    .api()
+                    .expect_status(Method::GET, "/v1/webhook/deliveries?limit=500", None, 200)
+                    .await?;
+                let n = list["data"].as_array().map_or(0, Vec::len);
+                Ok((n >= want).then_some(list))
+            },
+        )
+        .await?;
         let rows = list["data"].as_array().cloned().unwrap_or_default();
-        assert_eq!(rows.len(), 3 * events.len(), "{list}");
+        assert_eq!(rows.len(), want, "{list}");
         assert!(
             rows.iter().all(|r| r["delivery_status"] == "delivered"),
             "{list}"
@@ -198,11 +210,19 @@ async fn a_restart_of_maskline_between_attempts_still_delivers() -> Result<()> {
             second["event_id"], first["event_id"],
             "the same event, id {webhook_id}"
         );
-        let list = ml
-            .api()
-            .expect_status(Method::GET, "/v1/webhook/deliveries", None, 200)
-            .await?;
-        assert_eq!(list["data"][0]["delivery_status"], "delivered", "{list}");
+        // The attempt is recorded after the receiver answered it.
+        let list = wait_for(
+            "the delivery recorded as delivered",
+            Duration::from_secs(10),
+            || async {
+                let list = ml
+                    .api()
+                    .expect_status(Method::GET, "/v1/webhook/deliveries", None, 200)
+                    .await?;
+                Ok((list["data"][0]["delivery_status"] == "delivered").then_some(list))
+            },
+        )
+        .await?;
         assert_eq!(list["data"][0]["attempt"], 2, "{list}");
         drop(session);
         Ok(())

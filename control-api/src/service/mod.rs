@@ -4,6 +4,7 @@
 //! - [`ttl`]: the timer task and the expiry worker.
 //! - [`engine_events`]: persisting the engine's call events.
 //! - [`events`]: the event pipeline (persist, then publish; outbox rows).
+//! - [`group_commit`]: concurrent event-writing jobs sharing one commit.
 //! - [`commands`]: call-control commands and their operations.
 //! - [`recordings`]: recording files and pause/resume.
 //! - [`webhooks`]: webhook endpoints (API and config).
@@ -19,6 +20,7 @@ pub mod bootstrap;
 pub mod commands;
 pub mod engine_events;
 pub mod events;
+pub mod group_commit;
 pub mod idempotency;
 pub mod originate;
 pub mod recordings;

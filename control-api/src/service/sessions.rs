@@ -5,6 +5,7 @@
 use maskline_engine::{Command, EngineHandle, HangupBy, Route};
 
 use crate::service::events::{EventBus, EventTx};
+use crate::service::group_commit::GroupCommit;
 use crate::service::ttl::TtlTimers;
 use crate::store::calls::{self, CallRow};
 use crate::store::events::NewEvent;
@@ -62,10 +63,12 @@ pub struct SessionService {
     ttl: TtlTimers,
     clock: Clock,
     events: EventBus,
+    group: GroupCommit,
 }
 
 impl SessionService {
-    /// Assemble the service.
+    /// Assemble the service (starts the group-commit worker that session
+    /// creates share, so it needs a tokio runtime).
     pub fn new(
         store: Store,
         engine: EngineHandle,
@@ -73,12 +76,14 @@ impl SessionService {
         clock: Clock,
         events: EventBus,
     ) -> Self {
+        let group = GroupCommit::start(events.clone(), store.clone());
         SessionService {
             store,
             engine,
             ttl,
             clock,
             events,
+            group,
         }
     }
 
@@ -103,47 +108,32 @@ impl SessionService {
     }
 
     /// Create a session for `tenant`: allocate a number, store the session
-    /// and its `session.created` event in one transaction, then route the
-    /// number and arm the TTL timer.
+    /// and its `session.created` event, then route the number and arm the
+    /// TTL timer. Concurrent creates share one transaction and one commit
+    /// ([`GroupCommit`]); the route exists before the caller gets the row.
     pub async fn create(
         &self,
         tenant: &TenantRow,
         req: NewSession,
     ) -> Result<SessionRow, SessionError> {
-        let now = self.clock.now_ms();
-        let id = ids::session_id();
-        let mut tx = self.events.begin(&self.store).await?;
-        let Some(masked) = numbers::allocate(&mut tx, &tenant.id, &id).await? else {
-            tx.rollback().await?;
-            return Err(SessionError::PoolExhausted);
-        };
-        let row = SessionRow {
-            id,
-            tenant_id: tenant.id.clone(),
-            masked_number: masked,
-            party_a: req.party_a,
-            party_b: req.party_b,
-            record: i64::from(req.record),
-            ttl_minutes: req.ttl_minutes,
-            state: STATE_OPEN.to_string(),
-            metadata: serde_json::Value::Object(req.metadata).to_string(),
-            created_at: now,
-            expires_at: now.saturating_add(req.ttl_minutes.saturating_mul(60_000)),
-            completed_at: None,
-            completion_reason: None,
-            call_count: 0,
-            active_call_id: None,
-            inbound: if req.control {
-                INBOUND_CONTROL
-            } else {
-                INBOUND_BRIDGE
-            }
-            .to_string(),
-        };
-        sessions::insert(&mut tx, &row).await?;
-        session_event(&mut tx, &row, "session.created", now).await?;
-        tx.commit().await?;
-        self.activate(&row);
+        let tenant_id = tenant.id.clone();
+        let clock = self.clock.clone();
+        let this = self.clone();
+        let row = self
+            .group
+            .run(
+                move |tx| {
+                    let (tenant_id, req, now) = (tenant_id.clone(), req.clone(), clock.now_ms());
+                    Box::pin(async move { insert_new(tx, &tenant_id, req, now).await })
+                },
+                move |row: &Option<SessionRow>| {
+                    if let Some(row) = row {
+                        this.activate(row);
+                    }
+                },
+            )
+            .await?
+            .ok_or(SessionError::PoolExhausted)?;
         tracing::info!(session_id = %row.id, tenant_id = %row.tenant_id, ttl_minutes = row.ttl_minutes, "session created");
         Ok(row)
     }
@@ -299,6 +289,47 @@ pub fn route_of(row: &SessionRow) -> Route {
 }
 
 /// Append a session event (`data` = the Session object).
+/// Allocate a number of `tenant_id`'s pool and store a new session with
+/// its `session.created` event in `tx`; `None` when the pool is empty
+/// (nothing written).
+async fn insert_new(
+    tx: &mut EventTx,
+    tenant_id: &str,
+    req: NewSession,
+    now: i64,
+) -> Result<Option<SessionRow>, StoreError> {
+    let id = ids::session_id();
+    let Some(masked) = numbers::allocate(tx, tenant_id, &id).await? else {
+        return Ok(None);
+    };
+    let row = SessionRow {
+        id,
+        tenant_id: tenant_id.to_string(),
+        masked_number: masked,
+        party_a: req.party_a,
+        party_b: req.party_b,
+        record: i64::from(req.record),
+        ttl_minutes: req.ttl_minutes,
+        state: STATE_OPEN.to_string(),
+        metadata: serde_json::Value::Object(req.metadata).to_string(),
+        created_at: now,
+        expires_at: now.saturating_add(req.ttl_minutes.saturating_mul(60_000)),
+        completed_at: None,
+        completion_reason: None,
+        call_count: 0,
+        active_call_id: None,
+        inbound: if req.control {
+            INBOUND_CONTROL
+        } else {
+            INBOUND_BRIDGE
+        }
+        .to_string(),
+    };
+    sessions::insert(tx, &row).await?;
+    session_event(tx, &row, "session.created", now).await?;
+    Ok(Some(row))
+}
+
 pub(crate) async fn session_event(
     tx: &mut EventTx,
     row: &SessionRow,
