@@ -31,6 +31,8 @@ pub struct AppState {
     pub sse: SseLimiter,
     /// Per-API-key request budget.
     pub rate_limit: crate::http::rate_limit::KeyLimiter,
+    /// API keys verified in the last second.
+    pub keys: crate::http::key_cache::KeyCache,
     /// Recording files and pause/resume.
     pub recordings: RecordingService,
     /// Originated calls, limits and the calls-per-second queue.

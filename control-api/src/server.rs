@@ -182,6 +182,7 @@ pub async fn start(
         commands,
         events,
         sse: SseLimiter::new(options.max_sse_streams),
+        keys: crate::http::key_cache::KeyCache::default(),
         rate_limit: crate::http::rate_limit::KeyLimiter::new(
             config.http.rate_limit_per_sec,
             config.http.rate_limit_burst,

@@ -1,6 +1,7 @@
 //! `X-API-Key` authentication (and the optional `X-App-ID` check).
 //!
-//! The key is hashed (SHA-256 hex) and the hash looked up; keys are never
+//! The key is hashed (SHA-256 hex) and the hash looked up (a verified key
+//! is trusted for a second, see [`crate::http::key_cache`]); keys are never
 //! stored, compared or logged in clear.
 
 use axum::extract::FromRequestParts;
@@ -42,15 +43,23 @@ impl FromRequestParts<AppState> for Authed {
             .rate_limit
             .check(&hash, std::time::Instant::now())
             .map_err(|retry_after_secs| ApiError::RateLimited { retry_after_secs })?;
-        let mut conn = state
-            .store
-            .pool()
-            .acquire()
-            .await
-            .map_err(|e| ApiError::Internal(e.to_string()))?;
-        let tenant = tenants::find_by_key_hash(&mut conn, &hash)
-            .await?
-            .ok_or(ApiError::Unauthenticated("unknown API key"))?;
+        let now = std::time::Instant::now();
+        let tenant = match state.keys.get(&hash, now) {
+            Some(tenant) => tenant,
+            None => {
+                let mut conn = state
+                    .store
+                    .pool()
+                    .acquire()
+                    .await
+                    .map_err(|e| ApiError::Internal(e.to_string()))?;
+                let tenant = tenants::find_by_key_hash(&mut conn, &hash)
+                    .await?
+                    .ok_or(ApiError::Unauthenticated("unknown API key"))?;
+                state.keys.put(&hash, &tenant, now);
+                tenant
+            }
+        };
         if let Some(app_id) = parts.headers.get(APP_ID_HEADER) {
             if app_id.to_str().ok().map(str::trim) != Some(tenant.id.as_str()) {
                 return Err(ApiError::Unauthenticated(

@@ -7,6 +7,7 @@ pub mod commands;
 pub mod events;
 pub mod health;
 pub mod id;
+pub mod key_cache;
 pub mod listing;
 pub mod metrics;
 pub mod openapi;

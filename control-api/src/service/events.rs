@@ -161,22 +161,33 @@ pub struct EventTx {
 impl EventTx {
     /// Append an event and queue its webhook deliveries. Returns the row.
     pub async fn append(&mut self, e: &NewEvent<'_>) -> Result<EventRow, StoreError> {
-        let id = events::insert(&mut self.tx, e).await?;
+        let mut rows = self.append_many(std::slice::from_ref(e)).await?;
+        rows.pop()
+            .ok_or_else(|| StoreError::Corrupt("events: no row for an append".into()))
+    }
+
+    /// Append events and queue their webhook deliveries with one statement
+    /// each. Returns the rows, in order.
+    pub async fn append_many(&mut self, es: &[NewEvent<'_>]) -> Result<Vec<EventRow>, StoreError> {
+        let ids = events::insert_many(&mut self.tx, es).await?;
         let now = self.bus.inner.wall.now_ms();
         let first = now.saturating_add(self.bus.inner.first_attempt_delay_ms);
-        self.queued +=
-            webhook_deliveries::enqueue(&mut self.tx, e.tenant_id, id, first, now).await?;
-        let row = EventRow {
-            id,
-            tenant_id: e.tenant_id.to_string(),
-            session_id: e.session_id.map(str::to_string),
-            call_id: e.call_id.map(str::to_string),
-            kind: e.kind.to_string(),
-            data: e.data.to_string(),
-            created_at: e.created_at,
-        };
-        self.rows.push(row.clone());
-        Ok(row)
+        self.queued += webhook_deliveries::enqueue(&mut self.tx, &ids, first, now).await?;
+        let rows: Vec<EventRow> = ids
+            .into_iter()
+            .zip(es)
+            .map(|(id, e)| EventRow {
+                id,
+                tenant_id: e.tenant_id.to_string(),
+                session_id: e.session_id.map(str::to_string),
+                call_id: e.call_id.map(str::to_string),
+                kind: e.kind.to_string(),
+                data: e.data.to_string(),
+                created_at: e.created_at,
+            })
+            .collect();
+        self.rows.extend(rows.iter().cloned());
+        Ok(rows)
     }
 
     /// Commit, then publish the appended rows in order and wake the webhook

@@ -5,7 +5,9 @@
 use maskline_engine::{Command, EngineHandle, HangupBy, Route};
 
 use crate::service::events::{EventBus, EventTx};
-use crate::service::group_commit::GroupCommit;
+use futures_util::future::BoxFuture;
+
+use crate::service::group_commit::{GroupCommit, GroupJob};
 use crate::service::ttl::TtlTimers;
 use crate::store::calls::{self, CallRow};
 use crate::store::events::NewEvent;
@@ -63,7 +65,7 @@ pub struct SessionService {
     ttl: TtlTimers,
     clock: Clock,
     events: EventBus,
-    group: GroupCommit,
+    creates: GroupCommit<CreateJob>,
 }
 
 impl SessionService {
@@ -76,14 +78,21 @@ impl SessionService {
         clock: Clock,
         events: EventBus,
     ) -> Self {
-        let group = GroupCommit::start(events.clone(), store.clone());
+        let creates = GroupCommit::start(
+            CreateJob {
+                engine: engine.clone(),
+                ttl: ttl.clone(),
+            },
+            events.clone(),
+            store.clone(),
+        );
         SessionService {
             store,
             engine,
             ttl,
             clock,
             events,
-            group,
+            creates,
         }
     }
 
@@ -116,22 +125,13 @@ impl SessionService {
         tenant: &TenantRow,
         req: NewSession,
     ) -> Result<SessionRow, SessionError> {
-        let tenant_id = tenant.id.clone();
-        let clock = self.clock.clone();
-        let this = self.clone();
         let row = self
-            .group
-            .run(
-                move |tx| {
-                    let (tenant_id, req, now) = (tenant_id.clone(), req.clone(), clock.now_ms());
-                    Box::pin(async move { insert_new(tx, &tenant_id, req, now).await })
-                },
-                move |row: &Option<SessionRow>| {
-                    if let Some(row) = row {
-                        this.activate(row);
-                    }
-                },
-            )
+            .creates
+            .submit(NewRow {
+                tenant_id: tenant.id.clone(),
+                req,
+                now: self.clock.now_ms(),
+            })
             .await?
             .ok_or(SessionError::PoolExhausted)?;
         tracing::info!(session_id = %row.id, tenant_id = %row.tenant_id, ttl_minutes = row.ttl_minutes, "session created");
@@ -217,8 +217,7 @@ impl SessionService {
 
     /// Make an open session reachable: upsert its route and arm its timer.
     pub fn activate(&self, row: &SessionRow) {
-        self.engine.upsert_route(route_of(row));
-        self.ttl.schedule(&row.id, row.expires_at);
+        activate(&self.engine, &self.ttl, row);
     }
 
     /// Complete session `id` with `reason` unless already completed: release
@@ -289,30 +288,114 @@ pub fn route_of(row: &SessionRow) -> Route {
 }
 
 /// Append a session event (`data` = the Session object).
-/// Allocate a number of `tenant_id`'s pool and store a new session with
-/// its `session.created` event in `tx`; `None` when the pool is empty
-/// (nothing written).
-async fn insert_new(
-    tx: &mut EventTx,
-    tenant_id: &str,
+/// Route an open session's number and arm its TTL timer.
+fn activate(engine: &EngineHandle, ttl: &TtlTimers, row: &SessionRow) {
+    engine.upsert_route(route_of(row));
+    ttl.schedule(&row.id, row.expires_at);
+}
+
+/// A session to create.
+struct NewRow {
+    tenant_id: String,
     req: NewSession,
     now: i64,
-) -> Result<Option<SessionRow>, StoreError> {
-    let id = ids::session_id();
-    let Some(masked) = numbers::allocate(tx, tenant_id, &id).await? else {
-        return Ok(None);
-    };
-    let row = SessionRow {
+}
+
+/// Session creates, written a group at a time: per tenant one allocation
+/// of as many numbers as it has requests, then one multi-row insert each
+/// for the sessions and their `session.created` events. A request whose
+/// tenant ran out of numbers gets `None` (nothing written for it).
+struct CreateJob {
+    engine: EngineHandle,
+    ttl: TtlTimers,
+}
+
+impl GroupJob for CreateJob {
+    type Item = NewRow;
+    type Output = Option<SessionRow>;
+
+    fn write<'a>(
+        &'a self,
+        tx: &'a mut EventTx,
+        items: &'a [NewRow],
+    ) -> BoxFuture<'a, Result<Vec<Option<SessionRow>>, StoreError>> {
+        Box::pin(insert_new(tx, items))
+    }
+
+    fn after_commit(&self, row: &Option<SessionRow>) {
+        if let Some(row) = row {
+            activate(&self.engine, &self.ttl, row);
+        }
+    }
+}
+
+async fn insert_new(
+    tx: &mut EventTx,
+    items: &[NewRow],
+) -> Result<Vec<Option<SessionRow>>, StoreError> {
+    let ids: Vec<String> = items.iter().map(|_| ids::session_id()).collect();
+    let mut masked: Vec<Option<String>> = vec![None; items.len()];
+    let mut tenants: Vec<&str> = Vec::new();
+    for item in items {
+        if !tenants.contains(&item.tenant_id.as_str()) {
+            tenants.push(&item.tenant_id);
+        }
+    }
+    for tenant in tenants {
+        let mine: Vec<usize> = (0..items.len())
+            .filter(|&i| items[i].tenant_id == tenant)
+            .collect();
+        let sessions: Vec<&str> = mine.iter().map(|&i| ids[i].as_str()).collect();
+        let numbers = numbers::allocate_many(tx, tenant, &sessions).await?;
+        for (&i, number) in mine.iter().zip(numbers) {
+            masked[i] = Some(number);
+        }
+    }
+    let out: Vec<Option<SessionRow>> = items
+        .iter()
+        .zip(ids)
+        .zip(masked)
+        .map(|((item, id), masked)| masked.map(|masked| new_row(item, id, masked)))
+        .collect();
+    let rows: Vec<SessionRow> = out.iter().flatten().cloned().collect();
+    sessions::insert_many(tx, &rows).await?;
+    let data: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|row| SessionView::from(row).to_value())
+        .collect();
+    let events: Vec<NewEvent<'_>> = rows
+        .iter()
+        .zip(&data)
+        .map(|(row, data)| NewEvent {
+            tenant_id: &row.tenant_id,
+            session_id: Some(&row.id),
+            call_id: None,
+            kind: "session.created",
+            data,
+            created_at: row.created_at,
+        })
+        .collect();
+    tx.append_many(&events).await?;
+    Ok(out)
+}
+
+fn new_row(item: &NewRow, id: String, masked_number: String) -> SessionRow {
+    let NewRow {
+        tenant_id,
+        req,
+        now,
+    } = item;
+    SessionRow {
         id,
-        tenant_id: tenant_id.to_string(),
-        masked_number: masked,
-        party_a: req.party_a,
-        party_b: req.party_b,
+        tenant_id: tenant_id.clone(),
+        masked_number,
+        party_a: req.party_a.clone(),
+        party_b: req.party_b.clone(),
         record: i64::from(req.record),
         ttl_minutes: req.ttl_minutes,
         state: STATE_OPEN.to_string(),
-        metadata: serde_json::Value::Object(req.metadata).to_string(),
-        created_at: now,
+        metadata: serde_json::Value::Object(req.metadata.clone()).to_string(),
+        created_at: *now,
         expires_at: now.saturating_add(req.ttl_minutes.saturating_mul(60_000)),
         completed_at: None,
         completion_reason: None,
@@ -324,10 +407,7 @@ async fn insert_new(
             INBOUND_BRIDGE
         }
         .to_string(),
-    };
-    sessions::insert(tx, &row).await?;
-    session_event(tx, &row, "session.created", now).await?;
-    Ok(Some(row))
+    }
 }
 
 pub(crate) async fn session_event(

@@ -65,20 +65,47 @@ pub struct NewEvent<'a> {
     pub created_at: i64,
 }
 
-/// Append an event; returns its id.
-pub async fn insert(conn: &mut AnyConnection, e: &NewEvent<'_>) -> Result<i64, StoreError> {
-    Ok(sqlx::query_scalar(
-        "INSERT INTO events (tenant_id, session_id, call_id, type, data, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
-    )
-    .bind(e.tenant_id)
-    .bind(e.session_id)
-    .bind(e.call_id)
-    .bind(e.kind)
-    .bind(e.data.to_string())
-    .bind(e.created_at)
-    .fetch_one(&mut *conn)
-    .await?)
+/// Append `events` with one statement; their ids, in the same order.
+///
+/// The ids come from `RETURNING`, whose row order neither SQLite nor
+/// PostgreSQL promises: each returned row's session, call and type are
+/// checked against the event at its position, and a mismatch is an error
+/// (the caller's transaction is rolled back, nothing is misnumbered).
+pub async fn insert_many(
+    conn: &mut AnyConnection,
+    events: &[NewEvent<'_>],
+) -> Result<Vec<i64>, StoreError> {
+    if events.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "INSERT INTO events (tenant_id, session_id, call_id, type, data, created_at) VALUES {} \
+         RETURNING id, session_id, call_id, type",
+        super::values_placeholders(events.len(), 6)
+    );
+    let mut q = sqlx::query_as::<_, (i64, Option<String>, Option<String>, String)>(
+        sqlx::AssertSqlSafe(sql),
+    );
+    for e in events {
+        q = q
+            .bind(e.tenant_id)
+            .bind(e.session_id)
+            .bind(e.call_id)
+            .bind(e.kind)
+            .bind(e.data.to_string())
+            .bind(e.created_at);
+    }
+    let rows = q.fetch_all(&mut *conn).await?;
+    let in_order = rows.len() == events.len()
+        && rows.iter().zip(events).all(|((_, s, c, k), e)| {
+            s.as_deref() == e.session_id && c.as_deref() == e.call_id && k == e.kind
+        });
+    if !in_order {
+        return Err(StoreError::Corrupt(
+            "events: RETURNING rows not in insertion order".into(),
+        ));
+    }
+    Ok(rows.into_iter().map(|(id, ..)| id).collect())
 }
 
 /// A tenant's events with id greater than `after_id`, oldest first.

@@ -86,6 +86,27 @@ pub enum StoreError {
     ClusterNeedsPostgres,
 }
 
+/// `($1, $2, …), ($k+1, …), …`: placeholders for a multi-row `VALUES` of
+/// `rows` rows of `columns` columns each.
+pub(crate) fn values_placeholders(rows: usize, columns: usize) -> String {
+    let mut out = String::with_capacity(rows * columns * 5);
+    for r in 0..rows {
+        if r > 0 {
+            out.push_str(", ");
+        }
+        out.push('(');
+        for c in 0..columns {
+            if c > 0 {
+                out.push_str(", ");
+            }
+            out.push('$');
+            out.push_str(&(r * columns + c + 1).to_string());
+        }
+        out.push(')');
+    }
+    out
+}
+
 /// The database pool plus what the rest of the program needs to know about it.
 #[derive(Debug, Clone)]
 pub struct Store {

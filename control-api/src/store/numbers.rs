@@ -4,12 +4,6 @@ use sqlx::AnyConnection;
 
 use super::StoreError;
 
-/// How often allocation retries after losing a race for the same number
-/// (SQLite only: it serialises writers, so a lost race is a number taken
-/// between the sub-select and the update of another connection's
-/// statement; PostgreSQL skips locked rows instead).
-const ALLOCATE_ATTEMPTS: usize = 5;
-
 /// A pool number as stored.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct NumberRow {
@@ -27,59 +21,77 @@ pub struct NumberRow {
     pub removed_at: Option<i64>,
 }
 
-/// Allocation order: never-used numbers first, then the least recently
-/// released one.
-const FREE_IN_ORDER: &str = "SELECT e164 FROM numbers WHERE tenant_id = $2 AND session_id IS NULL \
-     AND removed_at IS NULL ORDER BY released_at IS NOT NULL, released_at, added_at, e164 LIMIT 1";
-
 /// Give a free number of `tenant_id` to `session_id`, exclusively: never-used
 /// numbers first, then the least recently released one. `None` when the
-/// tenant has no free number.
-///
-/// PostgreSQL: the candidate row is locked with `FOR UPDATE SKIP LOCKED`,
-/// so concurrent allocations (on any node) each take a different number
-/// without waiting for one another, and only an empty pool gives `None`.
+/// tenant has no free number. See [`allocate_many`].
 pub async fn allocate(
     conn: &mut AnyConnection,
     tenant_id: &str,
     session_id: &str,
 ) -> Result<Option<String>, StoreError> {
-    if super::is_postgres(conn) {
-        return Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "UPDATE numbers SET session_id = $1 \
-             WHERE e164 = ({FREE_IN_ORDER} FOR UPDATE SKIP LOCKED) \
-             RETURNING e164"
-        )))
-        .bind(session_id)
-        .bind(tenant_id)
-        .fetch_optional(&mut *conn)
-        .await?);
+    Ok(allocate_many(conn, tenant_id, &[session_id])
+        .await?
+        .into_iter()
+        .next())
+}
+
+/// Give free numbers of `tenant_id` to `session_ids`, in allocation order
+/// (as [`allocate`]), with two statements whatever their count. Returns
+/// one number per session from the first; fewer when the pool runs out.
+///
+/// Run it in a transaction from [`super::Store::begin`]. SQLite: that is
+/// `BEGIN IMMEDIATE`, so no other connection writes between the two
+/// statements. PostgreSQL: the candidates are locked with `FOR UPDATE SKIP
+/// LOCKED`, so concurrent allocations (on any node) each take different
+/// numbers without waiting for one another.
+pub async fn allocate_many(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    session_ids: &[&str],
+) -> Result<Vec<String>, StoreError> {
+    if session_ids.is_empty() {
+        return Ok(Vec::new());
     }
-    for _ in 0..ALLOCATE_ATTEMPTS {
-        let got: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "UPDATE numbers SET session_id = $1 \
-             WHERE e164 = ({FREE_IN_ORDER}) AND session_id IS NULL \
-             RETURNING e164"
-        )))
-        .bind(session_id)
-        .bind(tenant_id)
-        .fetch_optional(&mut *conn)
-        .await?;
-        if got.is_some() {
-            return Ok(got);
-        }
-        let free: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM numbers WHERE tenant_id = $1 AND session_id IS NULL \
-             AND removed_at IS NULL",
-        )
-        .bind(tenant_id)
-        .fetch_one(&mut *conn)
-        .await?;
-        if free == 0 {
-            return Ok(None);
-        }
+    let lock = if super::is_postgres(conn) {
+        " FOR UPDATE SKIP LOCKED"
+    } else {
+        ""
+    };
+    let free: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT e164 FROM numbers WHERE tenant_id = $1 AND session_id IS NULL \
+         AND removed_at IS NULL ORDER BY released_at IS NOT NULL, released_at, added_at, e164 \
+         LIMIT $2{lock}"
+    )))
+    .bind(tenant_id)
+    .bind(i64::try_from(session_ids.len()).unwrap_or(i64::MAX))
+    .fetch_all(&mut *conn)
+    .await?;
+    if free.is_empty() {
+        return Ok(free);
     }
-    Ok(None)
+    let mut cases = String::new();
+    let mut list = Vec::with_capacity(free.len());
+    for i in 0..free.len() {
+        let (n, s) = (2 * i + 1, 2 * i + 2);
+        cases.push_str(&format!(" WHEN ${n} THEN ${s}"));
+        list.push(format!("${n}"));
+    }
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE numbers SET session_id = CASE e164{cases} END \
+         WHERE e164 IN ({}) AND session_id IS NULL",
+        list.join(", ")
+    )));
+    for (number, session) in free.iter().zip(session_ids) {
+        q = q.bind(number.as_str()).bind(*session);
+    }
+    let taken = q.execute(&mut *conn).await?.rows_affected();
+    if usize::try_from(taken).ok() != Some(free.len()) {
+        return Err(StoreError::Corrupt(format!(
+            "numbers: {taken} of {} free numbers taken concurrently",
+            free.len()
+        )));
+    }
+    Ok(free)
 }
 
 /// Return `e164` to its pool if `session_id` still holds it; `released_at`

@@ -73,30 +73,40 @@ macro_rules! select_session {
 
 /// Insert a new session.
 pub async fn insert(conn: &mut AnyConnection, s: &SessionRow) -> Result<(), StoreError> {
-    sqlx::query(
+    insert_many(conn, std::slice::from_ref(s)).await
+}
+
+/// Store new sessions with one statement.
+pub async fn insert_many(conn: &mut AnyConnection, rows: &[SessionRow]) -> Result<(), StoreError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
         "INSERT INTO sessions (id, tenant_id, masked_number, party_a, party_b, record, ttl_minutes, \
          state, metadata, created_at, expires_at, completed_at, completion_reason, call_count, \
-         active_call_id, inbound) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
-    )
-    .bind(&s.id)
-    .bind(&s.tenant_id)
-    .bind(&s.masked_number)
-    .bind(&s.party_a)
-    .bind(&s.party_b)
-    .bind(s.record)
-    .bind(s.ttl_minutes)
-    .bind(&s.state)
-    .bind(&s.metadata)
-    .bind(s.created_at)
-    .bind(s.expires_at)
-    .bind(s.completed_at)
-    .bind(s.completion_reason.clone())
-    .bind(s.call_count)
-    .bind(s.active_call_id.clone())
-    .bind(&s.inbound)
-    .execute(&mut *conn)
-    .await?;
+         active_call_id, inbound) VALUES {}",
+        super::values_placeholders(rows.len(), 16)
+    )));
+    for s in rows {
+        q = q
+            .bind(&s.id)
+            .bind(&s.tenant_id)
+            .bind(&s.masked_number)
+            .bind(&s.party_a)
+            .bind(&s.party_b)
+            .bind(s.record)
+            .bind(s.ttl_minutes)
+            .bind(&s.state)
+            .bind(&s.metadata)
+            .bind(s.created_at)
+            .bind(s.expires_at)
+            .bind(s.completed_at)
+            .bind(s.completion_reason.clone())
+            .bind(s.call_count)
+            .bind(s.active_call_id.clone())
+            .bind(&s.inbound);
+    }
+    q.execute(&mut *conn).await?;
     Ok(())
 }
 

@@ -15,28 +15,35 @@ pub const FAILED: &str = "failed";
 /// removed.
 pub const DISABLED: &str = "disabled";
 
-/// Queue the event `event_id` for every enabled endpoint of `tenant_id`
-/// (in the event's own transaction). Returns how many rows were queued.
+/// Queue one pending delivery per enabled endpoint of each event's tenant
+/// for the events `event_ids`, first due at `first_attempt_at`. Returns how
+/// many were queued.
 pub async fn enqueue(
     conn: &mut AnyConnection,
-    tenant_id: &str,
-    event_id: i64,
+    event_ids: &[i64],
     first_attempt_at: i64,
     now_ms: i64,
 ) -> Result<u64, StoreError> {
-    let done = sqlx::query(
+    if event_ids.is_empty() {
+        return Ok(0);
+    }
+    let ids = (0..event_ids.len())
+        .map(|i| format!("${}", i + 3))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
         "INSERT INTO webhook_deliveries (tenant_id, event_id, endpoint_id, status, attempts, \
          next_attempt_at, created_at, updated_at) \
-         SELECT tenant_id, $2, id, 'pending', 0, $3, $4, $4 FROM webhook_endpoints \
-         WHERE tenant_id = $1 AND disabled_at IS NULL",
-    )
-    .bind(tenant_id)
-    .bind(event_id)
+         SELECT e.tenant_id, e.id, w.id, 'pending', 0, $1, $2, $2 FROM events e \
+         JOIN webhook_endpoints w ON w.tenant_id = e.tenant_id AND w.disabled_at IS NULL \
+         WHERE e.id IN ({ids})"
+    )))
     .bind(first_attempt_at)
-    .bind(now_ms)
-    .execute(&mut *conn)
-    .await?;
-    Ok(done.rows_affected())
+    .bind(now_ms);
+    for id in event_ids {
+        q = q.bind(*id);
+    }
+    Ok(q.execute(&mut *conn).await?.rows_affected())
 }
 
 /// A pending delivery with what its attempt needs.
@@ -337,20 +344,20 @@ mod tests {
                 .unwrap_or_else(|e| panic!("{e}"));
             let data = serde_json::json!({});
             for _ in 0..10 {
-                let id = events::insert(
+                let ids = events::insert_many(
                     &mut c,
-                    &NewEvent {
+                    &[NewEvent {
                         tenant_id: "ten_1",
                         session_id: None,
                         call_id: None,
                         kind: "session.created",
                         data: &data,
                         created_at: 0,
-                    },
+                    }],
                 )
                 .await
                 .unwrap_or_else(|e| panic!("{e}"));
-                assert_eq!(enqueue(&mut c, "ten_1", id, 100, 0).await.ok(), Some(1));
+                assert_eq!(enqueue(&mut c, &ids, 100, 0).await.ok(), Some(1));
             }
         }
         let claims: Vec<_> = (0..2)
