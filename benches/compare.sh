@@ -59,7 +59,7 @@ else
     RELAY_CALLS="250 500 1000 1750 2000"; MEDIA_SECS=10; BASE_SECS=3
     # 4 sockets per call: the container's hard open-file limit decides.
     MEM_CALLS=4900; REC_CALLS=1000
-    API_SECS=10; POOL=80000; SESSIONS=4000
+    API_SECS=10; POOL=120000; SESSIONS=4000
     CPS_RATES="1000 2000 3000 4000 5000"; CPS_SECS=10
     : "${OUT:=BENCHMARKS.md}"
 fi
