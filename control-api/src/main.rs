@@ -88,8 +88,35 @@ enum NumbersCmd {
     },
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    runtime.enable_all();
+    if std::env::var_os("TOKIO_WORKER_THREADS").is_none() {
+        runtime.worker_threads(runtime_threads());
+    }
+    match runtime.build() {
+        Ok(rt) => rt.block_on(run()),
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Threads of the runtime that runs SIP signalling, the call actors and
+/// the HTTP API: half the cores, at least one (`TOKIO_WORKER_THREADS`
+/// overrides). The RTP relay has a worker thread per core of its own and
+/// SQLite a thread per connection. On a 2-core machine one runtime thread
+/// carried 3000 calls/s through the B2BUA with 0.07 % failed at 365 µs of
+/// CPU per call, where two threads failed 4.9 % at 518 µs: work stealing
+/// between two threads costs more wake-ups than it saves.
+fn runtime_threads() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get() / 2)
+        .max(1)
+}
+
+async fn run() -> ExitCode {
     let cli = Cli::parse();
     let loaded = match sip_config::Config::load(cli.config.as_deref()) {
         Ok(l) => l,
