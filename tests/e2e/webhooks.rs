@@ -19,6 +19,21 @@ fn webhooks_toml(schedule: &str) -> String {
     format!("\n[webhooks]\nretry_schedule_secs = {schedule}\ntimeout_secs = 5\n")
 }
 
+/// `GET path` (the deliveries log) once `done` holds for it, within 10 s:
+/// Maskline records an attempt only after the receiver has answered it.
+pub(crate) async fn deliveries_log(
+    ml: &Maskline,
+    path: &str,
+    what: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Result<Value> {
+    wait_for(what, Duration::from_secs(10), || async {
+        let list = ml.api().expect_status(Method::GET, path, None, 200).await?;
+        Ok(done(&list).then_some(list))
+    })
+    .await
+}
+
 /// `PUT /v1/webhook` with the receiver's URL; hands it the secret.
 async fn subscribe(ml: &Maskline, rx: &WebhookReceiver) -> Result<String> {
     let body = ml
@@ -126,20 +141,13 @@ async fn every_event_is_signed_and_retried_until_2xx_with_the_same_webhook_id() 
             "nothing but these events was delivered"
         );
 
-        // Maskline records an attempt after the receiver answered it: wait
-        // for the log to show every attempt, then check each.
+        // Wait for the log to show every attempt, then check each.
         let want = 3 * events.len();
-        let list = wait_for(
+        let list = deliveries_log(
+            &ml,
+            "/v1/webhook/deliveries?limit=500",
             "every attempt in the deliveries log",
-            Duration::from_secs(10),
-            || async {
-                let list = ml
-                    .api()
-                    .expect_status(Method::GET, "/v1/webhook/deliveries?limit=500", None, 200)
-                    .await?;
-                let n = list["data"].as_array().map_or(0, Vec::len);
-                Ok((n >= want).then_some(list))
-            },
+            |list| list["data"].as_array().map_or(0, Vec::len) >= want,
         )
         .await?;
         let rows = list["data"].as_array().cloned().unwrap_or_default();
@@ -174,16 +182,11 @@ async fn a_restart_of_maskline_between_attempts_still_delivers() -> Result<()> {
         assert_eq!(first["verified"], true, "{first}");
         let webhook_id = first["webhook_id"].as_str().unwrap_or_default().to_string();
         // Once Maskline has recorded the failed attempt, restart it.
-        wait_for(
+        deliveries_log(
+            &ml,
+            "/v1/webhook/deliveries",
             "the failed attempt to be recorded",
-            Duration::from_secs(5),
-            || async {
-                let list = ml
-                    .api()
-                    .expect_status(Method::GET, "/v1/webhook/deliveries", None, 200)
-                    .await?;
-                Ok((list["data"][0]["outcome"] == "retry").then_some(()))
-            },
+            |list| list["data"][0]["outcome"] == "retry",
         )
         .await?;
         let status = ml.restart().await?;
@@ -210,17 +213,11 @@ async fn a_restart_of_maskline_between_attempts_still_delivers() -> Result<()> {
             second["event_id"], first["event_id"],
             "the same event, id {webhook_id}"
         );
-        // The attempt is recorded after the receiver answered it.
-        let list = wait_for(
+        let list = deliveries_log(
+            &ml,
+            "/v1/webhook/deliveries",
             "the delivery recorded as delivered",
-            Duration::from_secs(10),
-            || async {
-                let list = ml
-                    .api()
-                    .expect_status(Method::GET, "/v1/webhook/deliveries", None, 200)
-                    .await?;
-                Ok((list["data"][0]["delivery_status"] == "delivered").then_some(list))
-            },
+            |list| list["data"][0]["delivery_status"] == "delivered",
         )
         .await?;
         assert_eq!(list["data"][0]["attempt"], 2, "{list}");
