@@ -39,11 +39,11 @@ impl FromRequestParts<AppState> for Authed {
             return Err(ApiError::Unauthenticated("missing X-API-Key header"));
         }
         let hash = hash_api_key(key);
+        let now = std::time::Instant::now();
         state
             .rate_limit
-            .check(&hash, std::time::Instant::now())
+            .check(&hash, now)
             .map_err(|retry_after_secs| ApiError::RateLimited { retry_after_secs })?;
-        let now = std::time::Instant::now();
         let tenant = match state.keys.get(&hash, now) {
             Some(tenant) => tenant,
             None => {

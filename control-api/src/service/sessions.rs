@@ -2,11 +2,10 @@
 //! complete (API close or TTL expiry: release the number, drop the route,
 //! hang up live calls).
 
+use futures_util::future::BoxFuture;
 use maskline_engine::{Command, EngineHandle, HangupBy, Route};
 
 use crate::service::events::{EventBus, EventTx};
-use futures_util::future::BoxFuture;
-
 use crate::service::group_commit::{GroupCommit, GroupJob};
 use crate::service::ttl::TtlTimers;
 use crate::store::calls::{self, CallRow};
@@ -287,7 +286,6 @@ pub fn route_of(row: &SessionRow) -> Route {
     }
 }
 
-/// Append a session event (`data` = the Session object).
 /// Route an open session's number and arm its TTL timer.
 fn activate(engine: &EngineHandle, ttl: &TtlTimers, row: &SessionRow) {
     engine.upsert_route(route_of(row));
@@ -366,14 +364,7 @@ async fn insert_new(
     let events: Vec<NewEvent<'_>> = rows
         .iter()
         .zip(&data)
-        .map(|(row, data)| NewEvent {
-            tenant_id: &row.tenant_id,
-            session_id: Some(&row.id),
-            call_id: None,
-            kind: "session.created",
-            data,
-            created_at: row.created_at,
-        })
+        .map(|(row, data)| session_new_event(row, "session.created", data, row.created_at))
         .collect();
     tx.append_many(&events).await?;
     Ok(out)
@@ -410,6 +401,7 @@ fn new_row(item: &NewRow, id: String, masked_number: String) -> SessionRow {
     }
 }
 
+/// Append a session event (`data` = the Session object).
 pub(crate) async fn session_event(
     tx: &mut EventTx,
     row: &SessionRow,
@@ -417,14 +409,24 @@ pub(crate) async fn session_event(
     now_ms: i64,
 ) -> Result<i64, StoreError> {
     let data = SessionView::from(row).to_value();
-    tx.append(&NewEvent {
+    tx.append(&session_new_event(row, kind, &data, now_ms))
+        .await
+        .map(|r| r.id)
+}
+
+/// The event row of a session event whose `data` is `data`.
+fn session_new_event<'a>(
+    row: &'a SessionRow,
+    kind: &'a str,
+    data: &'a serde_json::Value,
+    now_ms: i64,
+) -> NewEvent<'a> {
+    NewEvent {
         tenant_id: &row.tenant_id,
         session_id: Some(&row.id),
         call_id: None,
         kind,
-        data: &data,
+        data,
         created_at: now_ms,
-    })
-    .await
-    .map(|r| r.id)
+    }
 }

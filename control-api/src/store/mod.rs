@@ -86,25 +86,21 @@ pub enum StoreError {
     ClusterNeedsPostgres,
 }
 
+/// `$first, $first+1, …`: `count` numbered placeholders.
+pub(crate) fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count)
+        .map(|n| format!("${n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// `($1, $2, …), ($k+1, …), …`: placeholders for a multi-row `VALUES` of
 /// `rows` rows of `columns` columns each.
 pub(crate) fn values_placeholders(rows: usize, columns: usize) -> String {
-    let mut out = String::with_capacity(rows * columns * 5);
-    for r in 0..rows {
-        if r > 0 {
-            out.push_str(", ");
-        }
-        out.push('(');
-        for c in 0..columns {
-            if c > 0 {
-                out.push_str(", ");
-            }
-            out.push('$');
-            out.push_str(&(r * columns + c + 1).to_string());
-        }
-        out.push(')');
-    }
-    out
+    (0..rows)
+        .map(|r| format!("({})", placeholders(r * columns + 1, columns)))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The database pool plus what the rest of the program needs to know about it.

@@ -69,20 +69,21 @@ pub async fn allocate_many(
     if free.is_empty() {
         return Ok(free);
     }
-    let mut cases = String::new();
-    let mut list = Vec::with_capacity(free.len());
-    for i in 0..free.len() {
-        let (n, s) = (2 * i + 1, 2 * i + 2);
-        cases.push_str(&format!(" WHEN ${n} THEN ${s}"));
-        list.push(format!("${n}"));
-    }
+    // Numbers are $1…$n, their sessions $n+1…$2n.
+    let n = free.len();
+    let cases: String = (1..=n)
+        .map(|i| format!(" WHEN ${i} THEN ${}", n + i))
+        .collect();
     let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
         "UPDATE numbers SET session_id = CASE e164{cases} END \
          WHERE e164 IN ({}) AND session_id IS NULL",
-        list.join(", ")
+        super::placeholders(1, n)
     )));
-    for (number, session) in free.iter().zip(session_ids) {
-        q = q.bind(number.as_str()).bind(*session);
+    for number in &free {
+        q = q.bind(number.as_str());
+    }
+    for session in session_ids.iter().take(n) {
+        q = q.bind(*session);
     }
     let taken = q.execute(&mut *conn).await?.rows_affected();
     if usize::try_from(taken).ok() != Some(free.len()) {

@@ -27,10 +27,7 @@ pub async fn enqueue(
     if event_ids.is_empty() {
         return Ok(0);
     }
-    let ids = (0..event_ids.len())
-        .map(|i| format!("${}", i + 3))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let ids = super::placeholders(3, event_ids.len());
     let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
         "INSERT INTO webhook_deliveries (tenant_id, event_id, endpoint_id, status, attempts, \
          next_attempt_at, created_at, updated_at) \
