@@ -199,18 +199,34 @@ fn main() -> ExitCode {
         );
     }
 
-    if wanted("udp_forward_floor") {
-        match maskline_benches::floor::udp_forward_floor(Duration::from_secs(2)) {
+    type FloorFn = fn(Duration) -> std::io::Result<maskline_benches::floor::Floor>;
+    let floors: [(&str, FloorFn, &str); 2] = [
+        (
+            "udp_forward_floor",
+            maskline_benches::floor::udp_forward_floor,
+            "a bare recv_from + send_to forwarder",
+        ),
+        (
+            "udp_forward_connected",
+            maskline_benches::floor::udp_forward_floor_connected,
+            "the same forwarder on connected sockets (recv + send)",
+        ),
+    ];
+    for (name, floor, what) in floors {
+        if !wanted(name) {
+            continue;
+        }
+        match floor(Duration::from_secs(2)) {
             Ok(f) => println!(
-                "{:<22} {:>10.0} {:>10}   CPU ns per packet of a bare recv_from + send_to forwarder \
-on loopback ({} packets, {:.0} packets/s): the floor of a 2-syscall relay",
-                "udp_forward_floor",
+                "{:<22} {:>10.0} {:>10}   CPU ns per packet of {what} on loopback \
+({} packets, {:.0} packets/s): the floor of a 2-syscall relay",
+                name,
                 f.us_per_packet * 1000.0,
                 "-",
                 f.forwarded,
                 f.pps
             ),
-            Err(e) => eprintln!("udp_forward_floor: {e}"),
+            Err(e) => eprintln!("{name}: {e}"),
         }
     }
     ExitCode::SUCCESS

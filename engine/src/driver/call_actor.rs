@@ -102,21 +102,20 @@ pub(crate) async fn run(shared: Arc<Shared>, mut inbox: mpsc::Receiver<ActorInpu
         callee,
         at: SystemTime::now(),
     };
-    let mut relay: Option<RelayHandle> =
-        match bind_relay(&shared, &engine_id, a_ports, b_ports).await {
-            Some((r, a_port, b_port)) => {
-                (setup.a_rtp_port, setup.b_rtp_port) = (a_port, b_port);
-                Some(r)
-            }
-            None => {
-                refuse(&shared, &start, initiated, 503, "SWITCH_CONGESTION").await;
-                cleanup(&shared, &[start_call_id(&start)]);
-                shared
-                    .by_session
-                    .remove_if(&session_id, |_, c| c.engine_id == engine_id);
-                return;
-            }
-        };
+    let mut relay: Option<RelayHandle> = match start_relay(&engine_id, a_ports, b_ports) {
+        Some((r, a_port, b_port)) => {
+            (setup.a_rtp_port, setup.b_rtp_port) = (a_port, b_port);
+            Some(r)
+        }
+        None => {
+            refuse(&shared, &start, initiated, 503, "SWITCH_CONGESTION").await;
+            cleanup(&shared, &[start_call_id(&start)]);
+            shared
+                .by_session
+                .remove_if(&session_id, |_, c| c.engine_id == engine_id);
+            return;
+        }
+    };
     let created = match &start {
         Start::Inbound { invite, src, .. } => {
             Call::new(setup, invite.clone(), *src, Instant::now())
@@ -376,32 +375,21 @@ fn to_engine_event(
     }
 }
 
-/// How many port pairs a call tries when a port is taken by another
-/// program (the pool only knows Maskline's own use of the range).
-const BIND_ATTEMPTS: usize = 4;
-
-/// Bind the relay on the allocated ports, or on fresh ones when a port is
-/// in use elsewhere. Returns the relay and its A and B RTP ports.
-async fn bind_relay(
-    shared: &Shared,
+/// Start the relay on the allocated (already bound) ports. Returns the
+/// relay and its A and B RTP ports.
+fn start_relay(
     engine_id: &str,
     a_ports: PortPair,
     b_ports: PortPair,
 ) -> Option<(RelayHandle, u16, u16)> {
-    let mut ports = Some([a_ports, b_ports]);
-    for _ in 0..BIND_ATTEMPTS {
-        let [a, b] = ports.take()?;
-        let (a_port, b_port) = (a.rtp(), b.rtp());
-        match relay::spawn(shared.settings.rtp_ip, a, b).await {
-            Ok(r) => return Some((r, a_port, b_port)),
-            Err(e) => {
-                tracing::warn!(call_id = %engine_id, a_port, b_port, error = %e, "cannot bind RTP ports; trying others");
-                // The failed pairs went back to the end of the pool.
-                ports = shared.ports.allocate_n::<2>();
-            }
+    let (a_port, b_port) = (a_ports.rtp(), b_ports.rtp());
+    match relay::spawn(a_ports, b_ports) {
+        Ok(r) => Some((r, a_port, b_port)),
+        Err(e) => {
+            tracing::warn!(call_id = %engine_id, a_port, b_port, error = %e, "cannot start the relay");
+            None
         }
     }
-    None
 }
 
 /// A call that cannot start: the caller gets a final response; an

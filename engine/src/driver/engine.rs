@@ -89,9 +89,9 @@ impl Engine {
             ),
             public_ip: config.sip.public_address,
         };
+        let rtp_ip = config.rtp.bind_address.unwrap_or(listen.ip());
         let settings = Settings {
             local,
-            rtp_ip: config.rtp.bind_address.unwrap_or(listen.ip()),
             timers: TimerConfig::default(),
             ring_timeout: Duration::from_secs(config.calls.ring_timeout_secs),
             control_timeout: Duration::from_secs(config.calls.control_timeout_secs),
@@ -122,7 +122,7 @@ impl Engine {
             settings,
             routes: routes.clone(),
             trunks: crate::trunks::Trunks::new(config.trunks.clone()),
-            ports: PortAllocator::new(config.rtp.port_min, config.rtp.port_max),
+            ports: PortAllocator::new(rtp_ip, config.rtp.port_min, config.rtp.port_max),
             by_sip_call_id: DashMap::new(),
             by_session: DashMap::new(),
             by_engine_id: DashMap::new(),

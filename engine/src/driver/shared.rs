@@ -1,6 +1,5 @@
 //! State shared by the receive loop, the call actors and the command loop.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -48,7 +47,6 @@ pub(crate) const MAILBOX: usize = 64;
 /// Static settings derived from the config.
 pub(crate) struct Settings {
     pub local: LocalIdentity,
-    pub rtp_ip: IpAddr,
     pub timers: TimerConfig,
     pub ring_timeout: Duration,
     /// Where call recordings are written (`<dir>/<call_id>.wav`).

@@ -16,7 +16,7 @@
 //! through the worker's control queue.
 
 use std::io;
-use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -158,22 +158,15 @@ impl Drop for RelayHandle {
     }
 }
 
-/// Bind the four sockets on `ip` and start relaying on a relay worker.
-pub async fn spawn(ip: IpAddr, a: PortPair, b: PortPair) -> io::Result<RelayHandle> {
-    let bind = |port: u16| -> io::Result<UdpSocket> {
-        let s = UdpSocket::bind(SocketAddr::new(ip, port))?;
-        s.set_nonblocking(true)?;
-        Ok(s)
+/// Start relaying between the sockets of `a` and `b` on a relay worker.
+pub fn spawn(mut a: PortPair, mut b: PortPair) -> io::Result<RelayHandle> {
+    let (Some([a_rtp, a_rtcp]), Some([b_rtp, b_rtcp])) = (a.take_sockets(), b.take_sockets())
+    else {
+        return Err(io::Error::other("a port pair without its sockets"));
     };
-    let sockets = [
-        bind(a.rtp())?,
-        bind(a.rtcp())?,
-        bind(b.rtp())?,
-        bind(b.rtcp())?,
-    ];
     let stats = Arc::new(RelayStats::default());
     let state = RelayState::new(stats.clone());
-    let (worker, id) = relay_worker::add(sockets, state, (a, b))?;
+    let (worker, id) = relay_worker::add([a_rtp, a_rtcp, b_rtp, b_rtcp], state, (a, b))?;
     Ok(RelayHandle { worker, id, stats })
 }
 
