@@ -85,6 +85,18 @@ impl Epoll {
     }
 }
 
+/// Dissolve a UDP socket's association (`connect` to `AF_UNSPEC`): it
+/// receives from anyone again and needs an address for each send.
+pub fn disconnect(fd: RawFd) -> io::Result<()> {
+    let addr = libc::sockaddr {
+        sa_family: libc::AF_UNSPEC as libc::sa_family_t,
+        sa_data: [0; 14],
+    };
+    let len = std::mem::size_of::<libc::sockaddr>() as libc::socklen_t;
+    // SAFETY: `addr` is a valid sockaddr of `len` bytes for the call.
+    check(unsafe { libc::connect(fd, &addr, len) }).map(|_| ())
+}
+
 /// A non-blocking eventfd used as a doorbell.
 #[derive(Debug)]
 pub struct EventFd {
@@ -139,6 +151,34 @@ impl AsRawFd for EventFd {
 mod tests {
     use super::*;
     use std::net::UdpSocket;
+
+    #[test]
+    fn a_disconnected_socket_hears_everyone_again() {
+        // An explicit port, as relay sockets have: a socket bound to port 0
+        // gives its port up when it is disconnected.
+        let s = (0..200u16)
+            .find_map(|i| UdpSocket::bind(("127.0.0.1", 38_000 + i)).ok())
+            .expect("a free port near 38000");
+        let (peer, other) = (
+            UdpSocket::bind("127.0.0.1:0").unwrap(),
+            UdpSocket::bind("127.0.0.1:0").unwrap(),
+        );
+        s.set_read_timeout(Some(std::time::Duration::from_secs(2)))
+            .unwrap();
+        s.connect(peer.local_addr().unwrap()).unwrap();
+        other.send_to(b"filtered", s.local_addr().unwrap()).unwrap();
+        peer.send_to(b"peer", s.local_addr().unwrap()).unwrap();
+        let mut buf = [0u8; 16];
+        let n = s.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"peer", "connected: only the peer is heard");
+        disconnect(s.as_raw_fd()).unwrap();
+        other.send_to(b"other", s.local_addr().unwrap()).unwrap();
+        let (n, from) = s.recv_from(&mut buf).unwrap();
+        assert_eq!(
+            (&buf[..n], from),
+            (&b"other"[..], other.local_addr().unwrap())
+        );
+    }
 
     #[test]
     fn reports_readable_sockets_level_triggered_and_the_doorbell() {

@@ -3,7 +3,9 @@
 //! with one level-triggered epoll set.
 //!
 //! Per ready socket a worker does one non-blocking `recv_from`, hands the
-//! datagram to the relay's state and sends it on with one `send_to`; under
+//! datagram to the relay's state and sends it on with one `send` (a
+//! socket is connected to its peer once that peer is latched; `send_to`
+//! before); under
 //! load one `epoll_wait` returns hundreds of ready sockets, so the wait is
 //! shared by hundreds of packets. There is no per-packet task wake-up, no
 //! extra `recv` that ends in `EAGAIN` (level-triggered: a socket with more
@@ -19,15 +21,15 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::net::UdpSocket;
+use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, OnceLock};
 use std::time::Instant;
 
-use super::epoll::{Epoll, EventFd, Token};
+use super::epoll::{disconnect, Epoll, EventFd, Token};
 use super::ports::PortPair;
-use super::relay::{Control, RelayState};
+use super::relay::{Control, RelayState, Side, A_RTP, B_RTP};
 
 /// A relay's id (unique for the process).
 pub(super) type RelayId = u64;
@@ -51,6 +53,11 @@ enum Msg {
 /// close before the ports return to the pool.
 struct Entry {
     sockets: [UdpSocket; 4],
+    /// The peer each socket is `connect`ed to: its latched source. A
+    /// connected socket sends with `send` (the kernel keeps the route) and
+    /// is found early for an arriving packet; the kernel drops packets from
+    /// anyone else, as strict latching would.
+    connected: [Option<SocketAddr>; 4],
     state: RelayState,
     _ports: (PortPair, PortPair),
 }
@@ -147,6 +154,7 @@ pub(super) fn add(
             id,
             Box::new(Entry {
                 sockets,
+                connected: [None; 4],
                 state,
                 _ports: ports,
             }),
@@ -220,7 +228,43 @@ impl Relays {
             Msg::Control(id, control) => {
                 let slot = self.by_id.get(&id).and_then(|&i| self.slots.get_mut(i));
                 if let Some(Some(s)) = slot {
+                    if let Control::Target(side, _) = &control {
+                        // A new target resets the latch: hear anyone again.
+                        let first = match side {
+                            Side::A => A_RTP,
+                            Side::B => B_RTP,
+                        };
+                        for i in [first, first + 1] {
+                            s.entry.unlatch(i);
+                        }
+                    }
                     s.entry.state.on_control(control);
+                }
+            }
+        }
+    }
+}
+
+impl Entry {
+    /// Dissolve socket `i`'s association, if it has one.
+    fn unlatch(&mut self, i: usize) {
+        let (Some(sock), Some(c)) = (self.sockets.get(i), self.connected.get_mut(i)) else {
+            return;
+        };
+        if c.take().is_some() {
+            if let Err(e) = disconnect(sock.as_raw_fd()) {
+                tracing::warn!(error = %e, "cannot disconnect a relay socket");
+            }
+        }
+    }
+
+    /// Connect socket `i` to its peer once the peer is latched.
+    #[inline]
+    fn latch(&mut self, i: usize) {
+        if self.connected.get(i).is_some_and(Option::is_none) {
+            if let (Some(peer), Some(sock)) = (self.state.latched(i), self.sockets.get(i)) {
+                if sock.connect(peer).is_ok() {
+                    self.connected[i] = Some(peer);
                 }
             }
         }
@@ -262,7 +306,13 @@ fn run(epoll: Epoll, bell: Arc<EventFd>, rx: mpsc::Receiver<Msg>) {
             if s.generation != generation {
                 continue; // removed (and maybe reused) earlier in this batch
             }
-            let Entry { sockets, state, .. } = &mut *s.entry;
+            let entry = &mut *s.entry;
+            let Entry {
+                sockets,
+                connected,
+                state,
+                ..
+            } = entry;
             let Some(sock) = sockets.get(socket) else {
                 continue;
             };
@@ -278,11 +328,16 @@ fn run(epoll: Epoll, bell: Arc<EventFd>, rx: mpsc::Receiver<Msg>) {
                 src,
                 Instant::now(),
                 &mut |to, bytes, dest| {
-                    sockets
-                        .get(to)
-                        .is_some_and(|out| out.send_to(bytes, dest).is_ok())
+                    sockets.get(to).is_some_and(|out| {
+                        if connected.get(to) == Some(&Some(dest)) {
+                            out.send(bytes).is_ok()
+                        } else {
+                            out.send_to(bytes, dest).is_ok()
+                        }
+                    })
                 },
             );
+            entry.latch(socket);
         }
     }
 }
