@@ -67,15 +67,6 @@ pub(crate) async fn run(shared: Arc<Shared>, mut inbox: mpsc::Receiver<ActorInpu
         a_ports,
         b_ports,
     } = new;
-    let cleanup = |shared: &Shared, sip_call_ids: &[&str]| {
-        for id in sip_call_ids {
-            shared.by_sip_call_id.remove(*id);
-        }
-        shared.by_engine_id.remove(&engine_id);
-        shared
-            .by_session
-            .remove_if(&session_id, |_, c| c.engine_id == engine_id);
-    };
     let mut setup = CallSetup {
         local: shared.settings.local.clone(),
         masked,
@@ -109,10 +100,6 @@ pub(crate) async fn run(shared: Arc<Shared>, mut inbox: mpsc::Receiver<ActorInpu
         }
         None => {
             refuse(&shared, &start, initiated, 503, "SWITCH_CONGESTION").await;
-            cleanup(&shared, &[start_call_id(&start)]);
-            shared
-                .by_session
-                .remove_if(&session_id, |_, c| c.engine_id == engine_id);
             return;
         }
     };
@@ -127,10 +114,6 @@ pub(crate) async fn run(shared: Arc<Shared>, mut inbox: mpsc::Receiver<ActorInpu
         Err(e) => {
             tracing::info!(call_id = %engine_id, error = %e, "cannot set up call");
             refuse(&shared, &start, initiated, 488, "BEARERCAPABILITY_NOTAVAIL").await;
-            cleanup(&shared, &[start_call_id(&start)]);
-            shared
-                .by_session
-                .remove_if(&session_id, |_, c| c.engine_id == engine_id);
             return;
         }
     };
@@ -310,7 +293,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut inbox: mpsc::Receiver<ActorInpu
             }
         }
     }
-    cleanup(&shared, &[&a_call_id, &b_call_id]);
+    forget(&shared, &engine_id, &session_id, &[&a_call_id, &b_call_id]);
     tracing::debug!(call_id = %engine_id, "call finished");
 }
 
@@ -394,6 +377,7 @@ fn start_relay(
 
 /// A call that cannot start: the caller gets a final response; an
 /// originated call (nobody to answer) gets its initiated and hangup events.
+/// The call is then forgotten: its Call-ID and its claim on the session.
 async fn refuse(
     shared: &Shared,
     start: &Start,
@@ -401,19 +385,32 @@ async fn refuse(
     status: u16,
     cause: &'static str,
 ) {
+    let (call_id, session_id) = (
+        initiated.call_id().to_string(),
+        initiated.session_id().to_string(),
+    );
     match start {
         Start::Inbound { invite, src, .. } => {
             shared.refuse(invite, *src, status, Some(cause)).await
         }
         Start::Originate(_) => {
-            let (call_id, session_id) = (
-                initiated.call_id().to_string(),
-                initiated.session_id().to_string(),
-            );
             emit(shared, initiated);
             emit(shared, refusal_event(&call_id, &session_id, status, cause));
         }
     }
+    forget(shared, &call_id, &session_id, &[start_call_id(start)]);
+}
+
+/// Drop the indexes that lead to call `engine_id`: its SIP Call-IDs, its
+/// engine id and its claim on the session.
+fn forget(shared: &Shared, engine_id: &str, session_id: &str, sip_call_ids: &[&str]) {
+    for id in sip_call_ids {
+        shared.by_sip_call_id.remove(*id);
+    }
+    shared.by_engine_id.remove(engine_id);
+    shared
+        .by_session
+        .remove_if(session_id, |_, c| c.engine_id == engine_id);
 }
 
 /// The SIP Call-ID indexed before the actor started (the caller's).
