@@ -15,6 +15,7 @@
 set -uo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+. "$ROOT/benches/maskline.sh"
 A="${1:?usage: ab-signalling.sh A_DIR B_DIR [CALLS_PER_SEC] [RUNS] [SECS]}"
 B="${2:?usage: ab-signalling.sh A_DIR B_DIR [CALLS_PER_SEC] [RUNS] [SECS]}"
 RATE="${3:-2000}"
@@ -41,34 +42,7 @@ threads() {
 one_run() { # label dir
     local label=$1 bin=$2 work pid uas t0 t1 th0 th1 ok failed
     work=$(mktemp -d)
-    {
-        cat <<EOF
-[sip]
-listen = "127.0.0.1:27060"
-public_address = "127.0.0.1"
-[rtp]
-port_min = 30000
-port_max = 49999
-[http]
-listen = "127.0.0.1:27080"
-rate_limit_per_sec = 0
-[store]
-url = "sqlite://$work/maskline.db"
-[recording]
-dir = "$work/rec"
-[[trunks]]
-name = "sipp"
-address = "127.0.0.1:27090"
-inbound_cidrs = ["127.0.0.1/32"]
-[[tenants]]
-name = "bench"
-api_keys = ["$KEY"]
-max_concurrent_calls = 100000
-EOF
-        printf 'numbers = ['
-        seq -f '"+1555%07g",' 1 $((RATE * SECS / 5 + 1000)) | tr -d '\n'
-        printf ']\n'
-    } >"$work/maskline.toml"
+    maskline_toml "$work/maskline.toml" 27060 27080 27090 30000 49999 "$KEY" $((RATE * SECS / 5 + 1000))
     "$bin/maskline" serve --config "$work/maskline.toml" >"$work/log" 2>&1 &
     pid=$!
     for _ in $(seq 300); do curl -sf http://127.0.0.1:27080/healthz >/dev/null && break; sleep 0.1; done
@@ -85,8 +59,8 @@ EOF
         -trace_stat -stf stat.csv >/dev/null 2>&1)
     t1=$(awk '{print $14 + $15}' /proc/$pid/stat)
     th1=$(threads $pid)
-    ok=$(awk -F';' 'NR==1{for(i=1;i<=NF;i++) if($i=="SuccessfulCall(C)") c=i} END{print $c+0}' "$work/stat.csv")
-    failed=$(awk -F';' 'NR==1{for(i=1;i<=NF;i++) if($i=="FailedCall(C)") c=i} END{print $c+0}' "$work/stat.csv")
+    ok=$(sipp_count "$work/stat.csv" "SuccessfulCall(C)")
+    failed=$(sipp_count "$work/stat.csv" "FailedCall(C)")
     per_thread=$(awk -v before="$th0" -v after="$th1" -v ok="$ok" -v us="$TICK_US" 'BEGIN {
         n = split(before, b, " "); for (i = 1; i <= n; i++) { split(b[i], kv, "="); was[kv[1]] = kv[2] }
         n = split(after, a, " "); for (i = 1; i <= n; i++) { split(a[i], kv, "=");

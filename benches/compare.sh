@@ -32,6 +32,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 ROOT=$PWD
+. "$ROOT/benches/maskline.sh"
 
 QUICK=0
 OUT=""
@@ -215,40 +216,7 @@ ML_PID=""
 start_maskline() {
     local dir="$WORK/maskline"
     mkdir -p "$dir"
-    {
-        cat <<EOF
-[sip]
-listen = "127.0.0.1:$SIP"
-public_address = "127.0.0.1"
-
-[rtp]
-port_min = $ML_RTP_MIN
-port_max = $ML_RTP_MAX
-
-[http]
-listen = "127.0.0.1:$HTTP"
-rate_limit_per_sec = 0
-
-[store]
-url = "sqlite://$dir/maskline.db"
-
-[recording]
-dir = "$dir/recordings"
-
-[[trunks]]
-name = "sipp"
-address = "127.0.0.1:$UAS"
-inbound_cidrs = ["127.0.0.1/32"]
-
-[[tenants]]
-name = "bench"
-api_keys = ["$KEY"]
-max_concurrent_calls = 100000
-EOF
-        printf 'numbers = ['
-        seq -f '"+1555%07g",' 1 "$POOL" | tr -d '\n'
-        printf ']\n'
-    } >"$dir/maskline.toml"
+    maskline_toml "$dir/maskline.toml" "$SIP" "$HTTP" "$UAS" "$ML_RTP_MIN" "$ML_RTP_MAX" "$KEY" "$POOL"
     "$BIN/maskline" serve --config "$dir/maskline.toml" >"$WORK/maskline.log" 2>&1 &
     ML_PID=$!
     PIDS+=("$ML_PID")
@@ -306,8 +274,8 @@ sipp_step() {
     t1=$(date +%s.%N)
     c1=$(ticks "$@")
     local ok failed
-    ok=$(awk -F';' 'NR==1{for(i=1;i<=NF;i++) if($i=="SuccessfulCall(C)") c=i} END{print $c+0}' "$dir/stat.csv" 2>/dev/null)
-    failed=$(awk -F';' 'NR==1{for(i=1;i<=NF;i++) if($i=="FailedCall(C)") c=i} END{print $c+0}' "$dir/stat.csv" 2>/dev/null)
+    ok=$(sipp_count "$dir/stat.csv" "SuccessfulCall(C)")
+    failed=$(sipp_count "$dir/stat.csv" "FailedCall(C)")
     local p95
     p95=$(cat "$dir"/*_rtt.csv 2>/dev/null | awk -F';' 'NR>1 && $2 ~ /^[0-9.]+$/ {print $2}' | sort -n |
         awk '{v[NR]=$1} END{if(NR==0){print "-"} else {i=int(NR*0.95); if(i<1)i=1; print v[i]}}')

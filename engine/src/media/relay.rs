@@ -15,8 +15,8 @@
 //! the [relay workers](super::relay_worker), threads that wait on all their
 //! relays' sockets with one level-triggered epoll set and handle each
 //! datagram in place. Hot path per packet: one `recv_from`, one header look,
-//! one `send` (`send_to` until the far leg is latched); no allocation, no lock, no task wake-up, no logging;
-//! counters are relaxed atomics. The [`RelayHandle`] talks to its relay
+//! one `send` (`send_to` until the far leg is latched); no allocation, no
+//! lock, no task wake-up, no logging; counters are relaxed atomics. The [`RelayHandle`] talks to its relay
 //! through the worker's control queue.
 
 use std::io;
@@ -180,6 +180,14 @@ pub(super) const A_RTCP: usize = 1;
 pub(super) const B_RTP: usize = 2;
 pub(super) const B_RTCP: usize = 3;
 
+/// The RTP and RTCP socket indexes of a leg.
+pub(super) fn sockets_of(side: Side) -> [usize; 2] {
+    match side {
+        Side::A => [A_RTP, A_RTCP],
+        Side::B => [B_RTP, B_RTCP],
+    }
+}
+
 /// The socket a packet that came in on `from` leaves by.
 #[inline]
 pub(super) fn opposite(from: usize) -> usize {
@@ -253,10 +261,7 @@ impl RelayState {
     pub(super) fn on_control(&mut self, control: Control) {
         match control {
             Control::Target(side, t) => {
-                let (rtp, rtcp) = match side {
-                    Side::A => (A_RTP, A_RTCP),
-                    Side::B => (B_RTP, B_RTCP),
-                };
+                let [rtp, rtcp] = sockets_of(side);
                 self.peers[rtp].retarget(usable(t.rtp));
                 self.peers[rtcp].retarget(usable(if t.rtcp_mux { t.rtp } else { t.rtcp }));
             }

@@ -5,8 +5,7 @@
 //! Per ready socket a worker does one non-blocking `recv_from`, hands the
 //! datagram to the relay's state and sends it on with one `send` (a
 //! socket is connected to its peer once that peer is latched; `send_to`
-//! before); under
-//! load one `epoll_wait` returns hundreds of ready sockets, so the wait is
+//! before); under load one `epoll_wait` returns hundreds of ready sockets, so the wait is
 //! shared by hundreds of packets. There is no per-packet task wake-up, no
 //! extra `recv` that ends in `EAGAIN` (level-triggered: a socket with more
 //! queued is simply reported again) and one receive buffer per worker.
@@ -29,7 +28,7 @@ use std::time::Instant;
 
 use super::epoll::{disconnect, Epoll, EventFd, Token};
 use super::ports::PortPair;
-use super::relay::{Control, RelayState, Side, A_RTP, B_RTP};
+use super::relay::{sockets_of, Control, RelayState};
 
 /// A relay's id (unique for the process).
 pub(super) type RelayId = u64;
@@ -53,11 +52,8 @@ enum Msg {
 /// close before the ports return to the pool.
 struct Entry {
     sockets: [UdpSocket; 4],
-    /// The peer each socket is `connect`ed to: its latched source. A
-    /// connected socket sends with `send` (the kernel keeps the route) and
-    /// is found early for an arriving packet; the kernel drops packets from
-    /// anyone else, as strict latching would.
-    connected: [Option<SocketAddr>; 4],
+    /// Whether each socket is `connect`ed to its latched source.
+    links: [Link; 4],
     state: RelayState,
     _ports: (PortPair, PortPair),
 }
@@ -154,7 +150,7 @@ pub(super) fn add(
             id,
             Box::new(Entry {
                 sockets,
-                connected: [None; 4],
+                links: [Link::Open; 4],
                 state,
                 _ports: ports,
             }),
@@ -230,11 +226,7 @@ impl Relays {
                 if let Some(Some(s)) = slot {
                     if let Control::Target(side, _) = &control {
                         // A new target resets the latch: hear anyone again.
-                        let first = match side {
-                            Side::A => A_RTP,
-                            Side::B => B_RTP,
-                        };
-                        for i in [first, first + 1] {
+                        for i in sockets_of(*side) {
                             s.entry.unlatch(i);
                         }
                     }
@@ -245,28 +237,49 @@ impl Relays {
     }
 }
 
+/// A relay socket's association with its latched peer. A connected socket
+/// sends with `send` (the kernel keeps the route) and is found early for
+/// an arriving packet; the kernel drops packets from anyone else, as strict
+/// latching would.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Link {
+    /// Not connected (no peer latched yet).
+    Open,
+    /// Connected to this peer.
+    Connected(SocketAddr),
+    /// The connect failed: stay unconnected (`send_to`) until the next
+    /// latch rather than try again on every packet.
+    Unconnected,
+}
+
 impl Entry {
     /// Dissolve socket `i`'s association, if it has one.
     fn unlatch(&mut self, i: usize) {
-        let (Some(sock), Some(c)) = (self.sockets.get(i), self.connected.get_mut(i)) else {
+        let (Some(sock), Some(link)) = (self.sockets.get(i), self.links.get_mut(i)) else {
             return;
         };
-        if c.take().is_some() {
+        if let Link::Connected(_) = std::mem::replace(link, Link::Open) {
             if let Err(e) = disconnect(sock.as_raw_fd()) {
                 tracing::warn!(error = %e, "cannot disconnect a relay socket");
             }
         }
     }
 
-    /// Connect socket `i` to its peer once the peer is latched.
+    /// Connect socket `i` to its peer once the peer is latched (tried once
+    /// per latch).
     #[inline]
     fn latch(&mut self, i: usize) {
-        if self.connected.get(i).is_some_and(Option::is_none) {
-            if let (Some(peer), Some(sock)) = (self.state.latched(i), self.sockets.get(i)) {
-                if sock.connect(peer).is_ok() {
-                    self.connected[i] = Some(peer);
-                }
-            }
+        let (Some(link), Some(sock)) = (self.links.get_mut(i), self.sockets.get(i)) else {
+            return;
+        };
+        if *link != Link::Open {
+            return;
+        }
+        if let Some(peer) = self.state.latched(i) {
+            *link = match sock.connect(peer) {
+                Ok(()) => Link::Connected(peer),
+                Err(_) => Link::Unconnected,
+            };
         }
     }
 }
@@ -309,7 +322,7 @@ fn run(epoll: Epoll, bell: Arc<EventFd>, rx: mpsc::Receiver<Msg>) {
             let entry = &mut *s.entry;
             let Entry {
                 sockets,
-                connected,
+                links,
                 state,
                 ..
             } = entry;
@@ -329,7 +342,7 @@ fn run(epoll: Epoll, bell: Arc<EventFd>, rx: mpsc::Receiver<Msg>) {
                 Instant::now(),
                 &mut |to, bytes, dest| {
                     sockets.get(to).is_some_and(|out| {
-                        if connected.get(to) == Some(&Some(dest)) {
+                        if links.get(to) == Some(&Link::Connected(dest)) {
                             out.send(bytes).is_ok()
                         } else {
                             out.send_to(bytes, dest).is_ok()
